@@ -1,0 +1,48 @@
+# voxswitch — `make run` and `make test` work on a fresh Debian machine.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := espeak-ng sip-tester baresip-core sox tshark
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test check bench clean apt
+
+install: $(STAMP)
+
+# Debian packages first (idempotent: only what is missing is installed).
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  echo 'wireshark-common wireshark-common/install-setuid boolean false' | $$SUDO debconf-set-selections; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory apt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+run: install
+	$(VENV)/bin/voxswitch serve
+
+test: install
+	$(PY) -m pytest -q
+
+check: install
+	$(VENV)/bin/ruff check media signaling control tests bench
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) bench/engine.py
+	$(PY) bench/sip_parse.py
+	$(PY) bench/memory.py
+
+clean:
+	rm -rf $(VENV) voxswitch-data .pytest_cache

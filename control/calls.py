@@ -1,0 +1,247 @@
+"""Calls as the API sees them: status, times, data, and the registry of live calls.
+
+A `Call` is the record the REST API, the callback loop and the call log all read. The
+SIP leg and media channel behind it belong to the call session (`control.session`); the
+API reaches them only through the narrow `CallControl` interface so that neither side
+reaches into the other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class CallStatus(StrEnum):
+    """The spec's Call Status table."""
+
+    QUEUED = "live-queued"
+    RINGING = "live-ringing"
+    IN_PROGRESS = "live-in-progress"
+    COMPLETED = "completed"
+    NO_ANSWER = "no-answer"
+    BUSY = "busy"
+    CANCELED = "canceled"
+    FAILED = "failed"
+    RESTRICTED = "restricted"
+    ERROR = "error"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_final(self) -> bool:
+        return not self.value.startswith("live-")
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class HangupEnd(StrEnum):
+    """Which end hung up first (call log `hangup_end`)."""
+
+    API = "api"
+    CALLER = "caller"
+
+
+class CallControl(Protocol):
+    """What the REST API may ask of a live call."""
+
+    async def hangup(self, message: list[str] | None = None) -> None:
+        """Play the optional message items (TTS text, audio URLs), then hang up."""
+
+    async def end(self) -> None:
+        """Hang up at once."""
+
+
+def iso(ts: datetime | None) -> str | None:
+    """ISO 8601 in UTC with milliseconds and a Z, as in the spec's examples."""
+    if ts is None:
+        return None
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+_counter = itertools.count(random.randint(100000, 899999))
+
+
+def new_call_id(node: int) -> str:
+    """Call ids look like the spec's `123456@7890`: a sequence number @ the node id."""
+    return f"{next(_counter)}@{node}"
+
+
+@dataclass
+class KeyPress:
+    name: str
+    digits: str
+    history: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "digits": self.digits, "history": list(self.history)}
+
+
+@dataclass
+class Call:
+    """One call's state, shared by the callback loop, the REST API and the call log."""
+
+    id: str
+    direction: Direction
+    caller_no: str
+    api_no: str
+    app_id: str
+    subaccount_id: int = 0
+    status: CallStatus = CallStatus.QUEUED
+    start_time: datetime = field(default_factory=utcnow)
+    connect_time: datetime | None = None
+    end_time: datetime | None = None
+    parent_call_id: str | None = None
+    session_data: Any = None
+    custom_data: Any = None
+    key_presses: list[KeyPress] = field(default_factory=list)
+    recordings: list[dict[str, str]] = field(default_factory=list)
+    detection: str = "unknown"
+    error: str | None = None
+    error_code: int | None = None
+    hangup_end: HangupEnd | None = None
+    sip_call_id: str | None = None
+    sip_response_code: int | None = None
+    sip_domain: str | None = None
+    sip_forwarded_for: str | None = None
+    config: dict[str, Any] | None = None
+    control: CallControl | None = None
+    # monotonic clock readings for durations that do not jump with the wall clock
+    _t_start: float = field(default_factory=time.monotonic, repr=False)
+    _t_connect: float | None = field(default=None, repr=False)
+    _t_end: float | None = field(default=None, repr=False)
+
+    def mark_connected(self) -> None:
+        self.status = CallStatus.IN_PROGRESS
+        self.connect_time = utcnow()
+        self._t_connect = time.monotonic()
+
+    def mark_ended(self, status: CallStatus, hangup_end: HangupEnd | None) -> None:
+        if self.end_time is not None:
+            return
+        self.status = status
+        self.end_time = utcnow()
+        self._t_end = time.monotonic()
+        self.hangup_end = hangup_end
+
+    def fail(self, code: int, message: str) -> None:
+        """Record the first error; later ones do not overwrite it."""
+        if self.error_code is None:
+            self.error_code = code
+            self.error = message
+
+    @property
+    def is_live(self) -> bool:
+        return self.end_time is None
+
+    def duration_ms(self) -> int:
+        end = self._t_end if self._t_end is not None else time.monotonic()
+        return int((end - self._t_start) * 1000)
+
+    def connected_ms(self) -> int:
+        if self._t_connect is None:
+            return 0
+        end = self._t_end if self._t_end is not None else time.monotonic()
+        return int((end - self._t_connect) * 1000)
+
+    def live_view(self) -> dict[str, Any]:
+        """The LiveCalls representation (List Live Calls / View Live Call Detail)."""
+        return {
+            "id": self.id,
+            "no": self.caller_no,
+            "caller_id_no": self.api_no,
+            "status": self.status.value,
+            "detection": self.detection,
+            "date": iso(self.connect_time or self.start_time),
+            "session_data": self.session_data,
+            "connected_time": self.connected_ms(),
+            "error": self.error,
+            "app_id": self.app_id,
+            "subaccount_id": self.subaccount_id,
+        }
+
+    def log_record(self) -> dict[str, Any]:
+        """The call log (History/Logs/Calls) representation."""
+        connect_s = self.connected_ms() // 1000
+        return {
+            "id": self.id,
+            "app_id": self.app_id,
+            "subaccount_id": self.subaccount_id,
+            "call_id": self.id,
+            "parent_call_id": self.parent_call_id,
+            "caller_no": self.caller_no,
+            "api_no": self.api_no,
+            "start_time": iso(self.start_time),
+            "end_time": iso(self.end_time),
+            "type": "voice",
+            "direction": self.direction.value,
+            "hangup_end": self.hangup_end.value if self.hangup_end else None,
+            "duration": self.duration_ms(),
+            "status": self.status.value,
+            "detection": self.detection,
+            "error": self.error,
+            "error_code": self.error_code,
+            "connect_time_billed": round(self.connected_ms() / 60000, 3),
+            "connect_time_sec": connect_s,
+            "origin_api": "CallFlows",
+            "config": self.config,
+            "sip": {"call_id": self.sip_call_id, "response_code": self.sip_response_code},
+            "charge": {"total": 0.0},
+            "service": "programmable_voice",
+            "lrn": None,
+        }
+
+
+class CallRegistry:
+    """Live calls, plus ended ones for five minutes (View Live Call Detail reads both)."""
+
+    RETAIN_ENDED_S = 300.0
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self._clock = clock
+        self._live: dict[str, Call] = {}
+        self._ended: dict[str, tuple[float, Call]] = {}
+
+    def add(self, call: Call) -> None:
+        self._live[call.id] = call
+
+    def ended(self, call: Call) -> None:
+        """Move a call from live to recently ended."""
+        self._live.pop(call.id, None)
+        self._ended[call.id] = (self._clock(), call)
+        self._expire()
+
+    def get(self, call_id: str) -> Call | None:
+        """A live call, or one that ended less than five minutes ago."""
+        call = self._live.get(call_id)
+        if call is not None:
+            return call
+        self._expire()
+        entry = self._ended.get(call_id)
+        return entry[1] if entry else None
+
+    def get_live(self, call_id: str) -> Call | None:
+        return self._live.get(call_id)
+
+    def live(self) -> Iterable[Call]:
+        return list(self._live.values())
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def _expire(self) -> None:
+        horizon = self._clock() - self.RETAIN_ENDED_S
+        for cid in [cid for cid, (t, _) in self._ended.items() if t < horizon]:
+            del self._ended[cid]

@@ -1,0 +1,316 @@
+"""A call session: one SIP leg plus one media channel, running one call flow.
+
+This is the glue the DESIGN puts in `control/`: it turns SIP session events into call
+state, SDP into a configured media channel, and call-flow requests (speak, play, answer,
+hang up) into SIP and media operations. It implements `CallPort` for the interpreter and
+`CallControl` for the REST API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from control.callflow.errors import FetchFailed, NoActions
+from control.callflow.loop import CallFlowLoop
+from control.calls import Call, CallStatus, HangupEnd
+from control.flowconfig import CallFlowConfig
+from media.errors import AudioFetchError, MediaError, UnsupportedVoice
+from signaling import events as sev
+from signaling.sdp import NegotiatedMedia, NotAcceptable, SessionDescription, answer
+from signaling.session import ServerSession
+
+if TYPE_CHECKING:
+    from control.switch import Switch
+    from media.engine import Channel
+
+log = logging.getLogger("voxswitch.session")
+
+DTMF_PREFIX = "dtmf://"
+AUDIO_PREFIXES = ("http://", "https://", "file://")
+
+
+class CallSession:
+    """Runs one inbound call from INVITE to end_call."""
+
+    def __init__(self, switch: Switch, sip: ServerSession, call: Call,
+                 config: CallFlowConfig) -> None:
+        self.switch = switch
+        self.sip = sip
+        self.call = call
+        self.config = config
+        self.channel: Channel | None = None
+        self.media: NegotiatedMedia | None = None
+        self._answer_sdp: SessionDescription | None = None
+        self._answered = False
+        self._ended = asyncio.Event()
+        self._end_status: CallStatus | None = None
+        self._flow_task: asyncio.Task[None] | None = None
+        self._finished = asyncio.Event()
+        self._sdp_version = random.randint(1, 1 << 30)
+        self.loop = CallFlowLoop(call, self, switch.callbacks, config)
+        self._sdp_session_id = random.randint(1, 1 << 30)
+        call.control = RestControl(self)
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Set up media, run the flow, and clean up; never raises."""
+        self.sip.on_event = self._on_sip_event
+        self.sip.on_reoffer = self._on_reoffer
+        try:
+            if not await self._prepare_media():
+                return
+            self.sip.ring()
+            self.call.status = CallStatus.RINGING
+            self._flow_task = asyncio.create_task(self.loop.run(), name=f"flow-{self.call.id}")
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flow_task
+            # A flow that ran out without hanging up cannot happen (the loop asks for more
+            # actions), but an ended flow must always end the call.
+            if not self._ended.is_set():
+                await self.hangup() if self._answered else await self.reject(480, None)
+            await self._ended.wait()
+        except Exception:
+            log.exception("session.crashed", extra={"call_id": self.call.id})
+            self.call.fail(500999, "internal error in the call session")
+            with contextlib.suppress(Exception):
+                if self._answered:
+                    self.sip.hangup()
+                elif not self._ended.is_set():
+                    self.sip.reject(500, "Internal Error")
+            self._mark_ended(CallStatus.FAILED, HangupEnd.API)
+        finally:
+            await self._finish()
+
+    async def _prepare_media(self) -> bool:
+        self.channel = await self.switch.engine.open_channel()
+        offer = self.sip.offer
+        if offer is None:
+            # Late offer: our 200 carries the offer; its answer arrives in the ACK. Not
+            # supported yet by the answer path below, so refuse clearly.
+            self.sip.reject(488, "Offerless INVITE not supported")
+            self.call.fail(488, "INVITE without SDP offer is not supported")
+            self._mark_ended(CallStatus.FAILED, HangupEnd.API)
+            return False
+        try:
+            self._answer_sdp, self.media = self._negotiate(offer)
+        except NotAcceptable as exc:
+            log.info("session.sdp_not_acceptable", extra={"call_id": self.call.id,
+                                                           "detail": str(exc)})
+            self.sip.reject(488, "Not Acceptable Here")
+            self.call.fail(488, f"no common codec: {exc}")
+            self._mark_ended(CallStatus.FAILED, HangupEnd.API)
+            return False
+        return True
+
+    def _negotiate(self, offer: SessionDescription) -> tuple[SessionDescription,
+                                                              NegotiatedMedia]:
+        assert self.channel is not None
+        self._sdp_version += 1
+        return answer(offer, local_host=self.channel.local_host,
+                      local_port=self.channel.local_port,
+                      session_id=self._sdp_session_id,
+                      session_version=self._sdp_version)
+
+    def _configure_channel(self, media: NegotiatedMedia) -> None:
+        assert self.channel is not None
+        self.channel.configure(
+            remote=(media.remote_host, media.remote_port),
+            payload_type=media.codec.pt,
+            telephone_event_pt=media.telephone_event_pt,
+            send=media.direction in ("sendrecv", "sendonly"),
+            receive=media.direction in ("sendrecv", "recvonly"),
+        )
+
+    async def _finish(self) -> None:
+        if self._finished.is_set():
+            return
+        if self._flow_task is not None and not self._flow_task.done():
+            self._flow_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._flow_task
+        if self.channel is not None:
+            self.channel.close()
+        self._mark_ended(self._end_status or CallStatus.COMPLETED, None)
+        self.switch.registry.ended(self.call)
+        log.info("call.ended", extra={"call_id": self.call.id, "status": self.call.status.value,
+                                      "duration_ms": self.call.duration_ms(),
+                                      "error_code": self.call.error_code})
+        try:
+            await self.switch.storage.save_call_log(self.call.log_record())
+        except Exception:
+            log.exception("call.log_failed", extra={"call_id": self.call.id})
+        try:
+            await self.loop.send_end_call()
+        except Exception:
+            log.exception("call.end_call_failed", extra={"call_id": self.call.id})
+        self._finished.set()
+
+    async def wait_finished(self) -> None:
+        await self._finished.wait()
+
+    def _mark_ended(self, status: CallStatus, end: HangupEnd | None) -> None:
+        if self.call.end_time is None:
+            self.call.mark_ended(status, end)
+        self._ended.set()
+
+    # ---- SIP events ------------------------------------------------------------------
+
+    def _on_sip_event(self, event: object) -> None:
+        if isinstance(event, sev.CallCancelled):
+            self._end_status = CallStatus.CANCELED
+            self._mark_ended(CallStatus.CANCELED, HangupEnd.CALLER)
+        elif isinstance(event, sev.ByeReceived):
+            self._mark_ended(CallStatus.COMPLETED, HangupEnd.CALLER)
+        elif isinstance(event, sev.AckTimedOut):
+            self.call.fail(408, "no ACK for our 200 OK")
+            self._mark_ended(CallStatus.COMPLETED, HangupEnd.API)
+        elif isinstance(event, sev.ReinviteReceived):
+            log.info("session.reinvite", extra={"call_id": self.call.id,
+                                                "direction": self.media.direction
+                                                if self.media else None})
+        elif isinstance(event, sev.SessionTerminated):
+            status = CallStatus.COMPLETED if self._answered else (
+                self._end_status or CallStatus.CANCELED)
+            self._mark_ended(status, HangupEnd.CALLER)
+        if self._ended.is_set() and self.channel is not None:
+            self.channel.stop_audio()
+
+    def _on_reoffer(self, offer: SessionDescription) -> SessionDescription:
+        sdp, media = self._negotiate(offer)  # NotAcceptable → 488, dialog unchanged
+        self.media = media
+        self._configure_channel(media)
+        return sdp
+
+    # ---- CallPort --------------------------------------------------------------------
+
+    @property
+    def answered(self) -> bool:
+        return self._answered
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
+
+    async def answer(self) -> None:
+        if self._answered or self.ended:
+            return
+        assert self._answer_sdp is not None and self.media is not None
+        self._configure_channel(self.media)
+        self.sip.answer(str(self._answer_sdp).encode())
+        self._answered = True
+        self.call.mark_connected()
+        log.info("call.answered", extra={"call_id": self.call.id,
+                                         "codec": self.media.codec.name})
+
+    async def reject(self, status: int, reason: str | None) -> None:
+        if self._answered or self.ended:
+            return
+        self.call.sip_response_code = status
+        self.sip.reject(status, reason)
+        final = {486: CallStatus.BUSY, 404: CallStatus.FAILED}.get(status, CallStatus.FAILED)
+        self._end_status = final
+        self._mark_ended(final, HangupEnd.API)
+
+    async def hangup(self) -> None:
+        if self.ended:
+            return
+        if self.channel is not None:
+            self.channel.stop_audio()
+        if self._answered:
+            self.sip.hangup()
+            self._mark_ended(CallStatus.COMPLETED, HangupEnd.API)
+        else:
+            await self.reject(480, "Temporarily Unavailable")
+
+    async def speech(self, text: str, *, voice: str | None, language: str | None,
+                     gender: str | None) -> np.ndarray:
+        try:
+            return await self.switch.tts.synthesize(text, voice=voice, language=language,
+                                                    gender=gender)
+        except UnsupportedVoice as exc:
+            raise NoActions(f"SAY: {exc}") from None
+
+    async def audio(self, url: str) -> np.ndarray:
+        try:
+            return await self.switch.audio.load(url)
+        except AudioFetchError as exc:
+            raise FetchFailed(str(exc)) from None
+
+    async def play(self, pcm: np.ndarray) -> bool:
+        if self.ended or self.channel is None or len(pcm) == 0:
+            return not self.ended
+        done = self.channel.play(pcm)
+        ended = asyncio.ensure_future(self._ended.wait())
+        try:
+            await asyncio.wait({done, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+        if not done.done():
+            self.channel.stop_audio()
+            return False
+        return bool(done.result())
+
+    async def sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ended.wait(), timeout=seconds)
+
+    # ---- CallControl (REST) ----------------------------------------------------------
+
+    async def hangup_with_message(self, message: list[str] | None) -> None:
+        await self._stop_flow()
+        if message and not self.ended:
+            if not self._answered:
+                await self.answer()
+            for item in message:
+                try:
+                    pcm = await self.prompt(item)
+                except (NoActions, FetchFailed, MediaError) as exc:
+                    log.warning("hangup.message_failed", extra={"call_id": self.call.id,
+                                                                "item": item, "error": str(exc)})
+                    continue
+                if not await self.play(pcm):
+                    break
+        await self.hangup()
+
+    async def prompt(self, item: str) -> np.ndarray:
+        """One REST `message` item: TTS text, an audio URL, or dtmf://digits."""
+        from control.callflow.actions.play import dtmf_audio
+
+        if item.startswith(DTMF_PREFIX):
+            return dtmf_audio(item[len(DTMF_PREFIX):], 250, 250)
+        if item.startswith(AUDIO_PREFIXES):
+            return await self.audio(item)
+        return await self.speech(item, voice=None, language=None, gender=None)
+
+    async def end(self) -> None:
+        await self._stop_flow()
+        await self.hangup()
+
+    async def _stop_flow(self) -> None:
+        task = self._flow_task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.channel is not None:
+            self.channel.stop_audio()
+
+
+class RestControl:
+    """Adapts a CallSession to the REST API's CallControl protocol."""
+
+    def __init__(self, session: CallSession) -> None:
+        self._session = session
+
+    async def hangup(self, message: list[str] | None = None) -> None:
+        await self._session.hangup_with_message(message)
+
+    async def end(self) -> None:
+        await self._session.end()

@@ -1,0 +1,132 @@
+"""Switch settings: embedded defaults < TOML file < VOXSWITCH_* environment < CLI flags."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names it and says what fits."""
+
+
+@dataclass(frozen=True)
+class HostPort:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str, what: str) -> HostPort:
+        host, sep, port = text.rpartition(":")
+        if not sep or not host:
+            raise SettingsError(f"{what}: expected HOST:PORT, got {text!r}")
+        host = host.strip("[]")
+        try:
+            number = int(port)
+        except ValueError:
+            raise SettingsError(f"{what}: port {port!r} is not a number") from None
+        if not 0 <= number <= 65535:
+            raise SettingsError(f"{what}: port {number} is out of range 0-65535")
+        return cls(host, number)
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    try:
+        lo, hi = int(low), int(high if sep else low)
+    except ValueError:
+        raise SettingsError(f"rtp-ports: expected LOW-HIGH, got {text!r}") from None
+    if not (0 <= lo <= hi <= 65535) or (lo == 0) != (hi == 0):
+        raise SettingsError(f"rtp-ports: {text!r} is not a range within 1-65535 (or 0-0 "
+                            "for any free port)")
+    if lo and hi - lo < 1:
+        raise SettingsError(f"rtp-ports: {text!r} holds no RTP/RTCP port pair")
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class Settings:
+    sip_listen: HostPort = HostPort("127.0.0.1", 5060)
+    http_listen: HostPort = HostPort("127.0.0.1", 8080)
+    rtp_ports: tuple[int, int] = (20000, 29999)
+    data_dir: Path = Path("voxswitch-data")
+    api_key: str | None = None
+    default_callback: str | None = None
+    media_dir: Path | None = None
+    log_level: str = "INFO"
+    node_id: int = 7890
+    app_id: str = field(default="voxswitch")
+    sip_domain: str | None = None
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+
+_CONVERTERS: dict[str, Any] = {
+    "sip_listen": lambda v: HostPort.parse(str(v), "sip-listen"),
+    "http_listen": lambda v: HostPort.parse(str(v), "http-listen"),
+    "rtp_ports": lambda v: parse_port_range(str(v)),
+    "data_dir": lambda v: Path(str(v)),
+    "media_dir": lambda v: Path(str(v)) if v else None,
+    "node_id": int,
+}
+
+
+def _apply(base: Settings, values: dict[str, Any], source: str) -> Settings:
+    names = {f.name for f in fields(Settings)}
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        name = key.replace("-", "_")
+        if name not in names:
+            raise SettingsError(f"{source}: unknown setting {key!r}; known: "
+                                f"{', '.join(sorted(names))}")
+        if value is None:
+            continue
+        try:
+            changes[name] = _CONVERTERS.get(name, str)(value)
+        except SettingsError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(f"{source}: {key}: {exc}") from None
+    return replace(base, **changes)
+
+
+def load(config_file: Path | None, env: dict[str, str], cli: dict[str, Any]) -> Settings:
+    """Merge the sources in order of precedence (later wins)."""
+    settings = Settings()
+    if config_file is not None:
+        try:
+            doc = tomllib.loads(config_file.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"config file {config_file}: {exc}") from None
+        settings = _apply(settings, doc.get("voxswitch", doc), str(config_file))
+    from_env = {k[len("VOXSWITCH_"):].lower(): v for k, v in env.items()
+                if k.startswith("VOXSWITCH_") and k != "VOXSWITCH_CONFIG"}
+    settings = _apply(settings, from_env, "environment")
+    return _apply(settings, cli, "command line")
+
+
+def ensure_api_key(settings: Settings) -> Settings:
+    """Use the configured key, else the one kept in the data dir, else make and keep one."""
+    if settings.api_key:
+        return settings
+    path = settings.data_dir / "api_key"
+    if path.exists():
+        key = path.read_text().strip()
+        if key:
+            return replace(settings, api_key=key)
+    key = secrets.token_urlsafe(24)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(key + "\n")
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+    return replace(settings, api_key=key)

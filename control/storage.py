@@ -1,0 +1,325 @@
+"""SQLite storage for call flow configurations and call logs.
+
+Theory of operation: one `sqlite3` connection lives on one dedicated worker thread
+(a single-thread executor), and every method ships its work there, so the event loop
+never waits on disk and the connection is never shared between threads. WAL mode lets
+readers (a CLI, a backup) look at the file while the switch writes.
+
+The schema is versioned: `schema_version` holds how many entries of `MIGRATIONS` have
+been applied, and `open()` applies the rest, each in its own transaction. Add a
+migration by appending to the list; never edit one that has shipped.
+
+Call logs are kept whole as JSON; the columns beside the JSON exist only to filter and
+sort (`start_time` is epoch milliseconds so that ordering never depends on how a
+timestamp was formatted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from control.flowconfig import CallFlowConfig
+
+T = TypeVar("T")
+
+DB_FILENAME = "voxswitch.db"
+
+MIGRATIONS: list[tuple[str, ...]] = [
+    # 1: call flow configurations and call logs
+    (
+        """CREATE TABLE callflow_configs (
+            number TEXT PRIMARY KEY,          -- '' is the Default configuration
+            data TEXT NOT NULL,               -- JSON, see CallFlowConfig.to_row
+            created_on TEXT NOT NULL,
+            updated_on TEXT NOT NULL
+        )""",
+        """CREATE TABLE call_logs (
+            call_id TEXT PRIMARY KEY,
+            start_time INTEGER NOT NULL,      -- epoch milliseconds, UTC
+            direction TEXT,
+            caller_no TEXT,
+            api_no TEXT,
+            connect_time_sec INTEGER NOT NULL DEFAULT 0,
+            record TEXT NOT NULL              -- the whole call log as JSON
+        )""",
+        "CREATE INDEX call_logs_start_time ON call_logs (start_time, call_id)",
+    ),
+]
+
+
+class StorageError(Exception):
+    """The database failed (the API answers 500102 Database Error)."""
+
+
+def _to_ms(ts: datetime) -> int:
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return int(ts.timestamp() * 1000)
+
+
+def _parse_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"call log start_time must be an ISO 8601 string, not {value!r}")
+    return datetime.fromisoformat(value)
+
+
+def log_cursor(record: dict[str, Any]) -> str:
+    """An opaque position just after `record`, for `list_call_logs(after=...)`."""
+    return f"{_to_ms(_parse_time(record['start_time']))}:{_call_id_of(record)}"
+
+
+def _parse_cursor(cursor: str) -> tuple[int, str]:
+    ms, sep, call_id = cursor.partition(":")
+    if not sep or not ms.lstrip("-").isdigit():
+        raise ValueError(f"bad call log cursor {cursor!r}")
+    return int(ms), call_id
+
+
+def _call_id_of(record: dict[str, Any]) -> str:
+    call_id = record.get("call_id") or record.get("id")
+    if not isinstance(call_id, str) or not call_id:
+        raise ValueError("call log record has no call_id")
+    return call_id
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class Storage:
+    """The SQLite database; `path` is the database file or a data directory."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        self.path = path / DB_FILENAME if path.is_dir() else path
+        self._conn: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def open(self) -> None:
+        """Create the file if needed, switch to WAL and apply pending migrations."""
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxswitch-db")
+        try:
+            await self._call(self._open_sync)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+        try:
+            await self._call(self._close_sync)
+        finally:
+            # the queue is empty now, so the worker thread exits at once
+            self._executor.shutdown(wait=False)
+            self._executor = None
+
+    async def schema_version(self) -> int:
+        return await self._call(lambda: self._version(self._db()))
+
+    # -- call flow configurations -------------------------------------------------------
+
+    async def get_config(self, number: str | None) -> CallFlowConfig | None:
+        """The configuration of `number` (None: the Default), if there is one."""
+        row = await self._call(
+            lambda: self._db()
+            .execute("SELECT * FROM callflow_configs WHERE number = ?", (number or "",))
+            .fetchone()
+        )
+        return CallFlowConfig.from_row(row) if row else None
+
+    async def config_for(self, number: str) -> CallFlowConfig | None:
+        """What an inbound call to `number` uses: its own configuration or the Default."""
+        return await self.get_config(number) or await self.get_config(None)
+
+    async def put_config(self, cfg: CallFlowConfig) -> None:
+        row = cfg.to_row()
+        await self._call(
+            lambda: self._db().execute(
+                "INSERT INTO callflow_configs (number, data, created_on, updated_on) "
+                "VALUES (:number, :data, :created_on, :updated_on) "
+                "ON CONFLICT (number) DO UPDATE SET data = excluded.data, "
+                "created_on = excluded.created_on, updated_on = excluded.updated_on",
+                row,
+            )
+        )
+
+    async def delete_config(self, number: str | None) -> bool:
+        """Delete a configuration; False when there was none."""
+        cursor = await self._call(
+            lambda: self._db().execute(
+                "DELETE FROM callflow_configs WHERE number = ?", (number or "",)
+            )
+        )
+        return cursor.rowcount > 0
+
+    async def list_configs(
+        self, page: int, page_size: int, include_default: bool = False
+    ) -> tuple[list[CallFlowConfig], int]:
+        """One zero-based page of configurations ordered by number, and the total count.
+
+        The Default is left out unless asked for: the spec lists it under its own path.
+        """
+        where = "" if include_default else "WHERE number != ''"
+
+        def work() -> tuple[list[sqlite3.Row], int]:
+            db = self._db()
+            total = db.execute(f"SELECT COUNT(*) FROM callflow_configs {where}").fetchone()[0]
+            rows = db.execute(
+                f"SELECT * FROM callflow_configs {where} ORDER BY number LIMIT ? OFFSET ?",
+                (page_size, page * page_size),
+            ).fetchall()
+            return rows, total
+
+        rows, total = await self._call(work)
+        return [CallFlowConfig.from_row(row) for row in rows], total
+
+    # -- call logs ------------------------------------------------------------------------
+
+    async def save_call_log(self, record: dict[str, Any]) -> None:
+        """Insert or replace the log of one call (`Call.log_record()`)."""
+        params = (
+            _call_id_of(record),
+            _to_ms(_parse_time(record["start_time"])),
+            record.get("direction"),
+            record.get("caller_no"),
+            record.get("api_no"),
+            int(record.get("connect_time_sec") or 0),
+            json.dumps(record, default=_json_default, separators=(",", ":")),
+        )
+        await self._call(
+            lambda: self._db().execute(
+                "INSERT OR REPLACE INTO call_logs (call_id, start_time, direction, caller_no, "
+                "api_no, connect_time_sec, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                params,
+            )
+        )
+
+    async def get_call_log(self, call_id: str) -> dict[str, Any] | None:
+        row = await self._call(
+            lambda: self._db()
+            .execute("SELECT record FROM call_logs WHERE call_id = ?", (call_id,))
+            .fetchone()
+        )
+        return json.loads(row[0]) if row else None
+
+    async def list_call_logs(
+        self,
+        begin: datetime,
+        end: datetime,
+        direction: str | Iterable[str] | None = None,
+        connect_time: int | None = None,
+        caller_no: str | None = None,
+        api_no: str | None = None,
+        limit: int = 1000,
+        after: str | None = None,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Logs that started in [begin, end), oldest first, and whether more matched.
+
+        `connect_time` is the minimum `connect_time_sec`; `after` is a `log_cursor()`
+        of the last record of a previous block, to fetch the next one.
+        """
+        where = ["start_time >= ?", "start_time < ?"]
+        args: list[Any] = [_to_ms(begin), _to_ms(end)]
+        if direction is not None:
+            directions = [direction] if isinstance(direction, str) else list(direction)
+            where.append(f"direction IN ({', '.join('?' * len(directions))})")
+            args.extend(directions)
+        for column, value in (("caller_no", caller_no), ("api_no", api_no)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if connect_time is not None:
+            where.append("connect_time_sec >= ?")
+            args.append(connect_time)
+        if after is not None:
+            where.append("(start_time, call_id) > (?, ?)")
+            args.extend(_parse_cursor(after))
+        sql = (
+            f"SELECT record FROM call_logs WHERE {' AND '.join(where)} "
+            "ORDER BY start_time, call_id LIMIT ?"
+        )
+        args.append(limit + 1)  # one more than asked tells us whether it was truncated
+        rows = await self._call(lambda: self._db().execute(sql, args).fetchall())
+        return [json.loads(row[0]) for row in rows[:limit]], len(rows) > limit
+
+    # -- the worker thread ----------------------------------------------------------------
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        if self._executor is None:
+            raise StorageError("storage is not open")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn)
+        except sqlite3.Error as exc:
+            raise StorageError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StorageError("storage is not open")
+        return self._conn
+
+    def _open_sync(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # autocommit: single statements commit themselves; migrations use _transaction
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against process crashes in WAL mode, and much faster
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _close_sync(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @staticmethod
+    def _version(conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT version FROM schema_version").fetchone()
+        return int(row[0]) if row else 0
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        version = self._version(conn)
+        if version > len(MIGRATIONS):
+            raise StorageError(
+                f"{self.path} has schema version {version}, newer than this voxswitch "
+                f"({len(MIGRATIONS)})"
+            )
+        for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+            with _transaction(conn):
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute("DELETE FROM schema_version")
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))

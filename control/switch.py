@@ -1,0 +1,183 @@
+"""The switch: composes signaling, media and control into one running process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from dataclasses import replace
+
+import aiohttp
+from aiohttp import web
+
+from control import demo
+from control.api import ApiContext, build_api
+from control.callflow.client import CallbackClient
+from control.calls import Call, CallRegistry, Direction, new_call_id
+from control.flowconfig import CallbackTarget, CallFlowConfig
+from control.session import CallSession
+from control.settings import Settings
+from control.storage import Storage
+from media.audio import AudioLoader
+from media.engine import MediaEngine
+from media.tts import TtsEngine
+from signaling.session import ServerSession, SipStack
+
+log = logging.getLogger("voxswitch.switch")
+
+USER_AGENT = "voxswitch/0.1"
+SHUTDOWN_GRACE_S = 3.0
+_E164ISH = re.compile(r"^\+?[0-9]{4,15}$")
+
+
+class Switch:
+    def __init__(self, settings: Settings) -> None:
+        assert settings.api_key, "settings.api_key must be set (see ensure_api_key)"
+        self.settings = settings
+        self.registry = CallRegistry()
+        self.storage = Storage(settings.data_dir / "voxswitch.db")
+        self.tts = TtsEngine(settings.cache_dir / "tts")
+        self.audio = AudioLoader(settings.cache_dir / "audio", media_dir=settings.media_dir)
+        self.engine = MediaEngine(host=settings.sip_listen.host, port_range=settings.rtp_ports)
+        self.stack = SipStack(settings.sip_listen.host, settings.sip_listen.port,
+                              on_invite=self._on_invite, user_agent=USER_AGENT)
+        self.sessions: set[CallSession] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._http: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self.http_port = 0
+        self._callbacks: CallbackClient | None = None
+
+    @property
+    def callbacks(self) -> CallbackClient:
+        assert self._callbacks is not None
+        return self._callbacks
+
+    @property
+    def http_url(self) -> str:
+        host = self.settings.http_listen.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.http_port}"
+
+    async def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.storage.open()
+        self._http = aiohttp.ClientSession()
+        self._callbacks = CallbackClient(self._http, USER_AGENT)
+        await self.engine.start()
+        await self.stack.start()
+        await self._start_http()
+        if self.settings.default_callback:
+            await self._set_default_callback(self.settings.default_callback)
+
+    async def _start_http(self) -> None:
+        app = web.Application(client_max_size=1 << 20)
+        ctx = ApiContext(api_key=self.settings.api_key or "", registry=self.registry,
+                         storage=self.storage, app_id=self.settings.app_id)
+        app.add_subapp("/v1", build_api(ctx))
+        demo.add_routes(app, lambda: self.http_url)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        listen = self.settings.http_listen
+        site = web.TCPSite(self._runner, listen.host, listen.port)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets
+        self.http_port = server.sockets[0].getsockname()[1]
+
+    async def _set_default_callback(self, url: str) -> None:
+        existing = await self.storage.get_config(None)
+        body = existing.to_api() if existing else {}
+        body["callback"] = {**(body.get("callback") or {}), "url": url}
+        cfg = CallFlowConfig.from_request(body, None, existing)
+        await self.storage.put_config(cfg)
+
+    def ready_line(self) -> str:
+        s = self.settings
+        host = s.sip_listen.host
+        return (f"voxswitch ready sip=udp:{host}:{self.stack.udp_port},"
+                f"tcp:{host}:{self.stack.tcp_port} http={self.http_url} "
+                f"api_key={s.api_key}")
+
+    async def stop(self) -> None:
+        """Refuse new calls, hang up live ones with BYE, flush, close everything."""
+        self._stopping = True
+        for session in list(self.sessions):
+            with contextlib.suppress(Exception):
+                await session.end()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=SHUTDOWN_GRACE_S)
+        for task in self._tasks:
+            task.cancel()
+        await self.stack.stop()
+        await self.engine.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.audio.close()
+        if self._http is not None:
+            await self._http.close()
+        await self.storage.close()
+
+    # ---- inbound calls ---------------------------------------------------------------
+
+    def _on_invite(self, sip: ServerSession) -> None:
+        if self._stopping:
+            sip.reject(503, "Shutting Down")
+            return
+        task = asyncio.create_task(self._run_call(sip), name=f"call-{sip.call_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_call(self, sip: ServerSession) -> None:
+        invite = sip.invite
+        ruri = invite.ruri
+        api_no = ruri.user or ""
+        caller = invite.from_.uri
+        config = await self._config_for(api_no)
+        call = Call(
+            id=new_call_id(self.settings.node_id),
+            direction=Direction.INBOUND,
+            caller_no=caller.user or caller.host,
+            api_no=api_no,
+            app_id=self.settings.app_id,
+            custom_data=config.custom_data,
+            sip_call_id=sip.call_id,
+            sip_domain=self.settings.sip_domain or ruri.host,
+            sip_forwarded_for=sip.remote_addr[0],
+            config=config.to_api(),
+        )
+        self.registry.add(call)
+        log.info("call.new", extra={"call_id": call.id, "caller_no": call.caller_no,
+                                    "api_no": api_no, "sip_call_id": sip.call_id,
+                                    "callback": config.callback.url})
+        session = CallSession(self, sip, call, config)
+        self.sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            self.sessions.discard(session)
+
+    async def _config_for(self, api_no: str) -> CallFlowConfig:
+        """The number's own configuration, else the Default, else the built-in demo."""
+        for candidate in _number_variants(api_no):
+            cfg = await self.storage.get_config(candidate)
+            if cfg is not None:
+                return cfg
+        cfg = await self.storage.get_config(None)
+        if cfg is not None:
+            return cfg
+        demo_cfg = CallFlowConfig.from_request(
+            {"callback": {"url": self.http_url + demo.ROUTE}}, None, None)
+        return replace(demo_cfg, custom_data={"demo": True})
+
+
+def _number_variants(api_no: str) -> list[str]:
+    """The called user as given, plus its E.164 twin (with or without the '+')."""
+    if not api_no:
+        return []
+    out = [api_no]
+    if _E164ISH.match(api_no):
+        out.append(api_no[1:] if api_no.startswith("+") else "+" + api_no)
+    return out
