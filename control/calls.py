@@ -195,6 +195,8 @@ class Call:
             "error_code": self.error_code,
             "connect_time_billed": round(self.connected_ms() / 60000, 3),
             "connect_time_sec": connect_s,
+            "connected_time": self.connected_ms(),
+            "session_data": self.session_data,
             "origin_api": "CallFlows",
             "config": self.config,
             "sip": {"call_id": self.sip_call_id, "response_code": self.sip_response_code},

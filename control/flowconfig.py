@@ -38,6 +38,7 @@ _SIP_USER = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/%]{1,64}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
 
 # Longest prefix wins; +1 is the NANP, which the spec reports as "US".
+# fmt: off
 _COUNTRY_PREFIXES = {
     "1": "US", "7": "RU", "20": "EG", "27": "ZA", "30": "GR", "31": "NL", "32": "BE",
     "33": "FR", "34": "ES", "36": "HU", "39": "IT", "40": "RO", "41": "CH", "43": "AT",
@@ -48,6 +49,7 @@ _COUNTRY_PREFIXES = {
     "353": "IE", "358": "FI", "420": "CZ", "852": "HK", "886": "TW", "971": "AE",
     "972": "IL", "966": "SA",
 }
+# fmt: on
 
 
 def normalize_number(raw: str, field_name: str = "phone_number") -> str:
@@ -141,9 +143,7 @@ class CallbackTarget:
                 raise ApiError.validation(f"{name}.{key}", "is not a valid header name")
             # CR/LF in a value would let a config inject headers into our requests
             if not isinstance(item, str) or "\r" in item or "\n" in item:
-                raise ApiError.validation(
-                    f"{name}.{key}", "must be a string without line breaks"
-                )
+                raise ApiError.validation(f"{name}.{key}", "must be a string without line breaks")
         return dict(value)
 
     def to_api(self) -> dict[str, Any]:

@@ -308,9 +308,12 @@ class RestControl:
 
     def __init__(self, session: CallSession) -> None:
         self._session = session
+        self._task: asyncio.Task[None] | None = None
 
     async def hangup(self, message: list[str] | None = None) -> None:
-        await self._session.hangup_with_message(message)
+        # The REST request returns at once; the message plays and the BYE follows.
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._session.hangup_with_message(message))
 
     async def end(self) -> None:
         await self._session.end()

@@ -78,7 +78,8 @@ def log_cursor(record: dict[str, Any]) -> str:
     return f"{_to_ms(_parse_time(record['start_time']))}:{_call_id_of(record)}"
 
 
-def _parse_cursor(cursor: str) -> tuple[int, str]:
+def parse_log_cursor(cursor: str) -> tuple[int, str]:
+    """The (start ms, call_id) in a `log_cursor()`; ValueError when it is not one."""
     ms, sep, call_id = cursor.partition(":")
     if not sep or not ms.lstrip("-").isdigit():
         raise ValueError(f"bad call log cursor {cursor!r}")
@@ -146,11 +147,13 @@ class Storage:
     async def get_config(self, number: str | None) -> CallFlowConfig | None:
         """The configuration of `number` (None: the Default), if there is one."""
         row = await self._call(
-            lambda: self._db()
-            .execute("SELECT * FROM callflow_configs WHERE number = ?", (number or "",))
-            .fetchone()
+            lambda: (
+                self._db()
+                .execute("SELECT * FROM callflow_configs WHERE number = ?", (number or "",))
+                .fetchone()
+            )
         )
-        return CallFlowConfig.from_row(row) if row else None
+        return CallFlowConfig.from_row(dict(row)) if row else None
 
     async def config_for(self, number: str) -> CallFlowConfig | None:
         """What an inbound call to `number` uses: its own configuration or the Default."""
@@ -196,7 +199,7 @@ class Storage:
             return rows, total
 
         rows, total = await self._call(work)
-        return [CallFlowConfig.from_row(row) for row in rows], total
+        return [CallFlowConfig.from_row(dict(row)) for row in rows], total
 
     # -- call logs ------------------------------------------------------------------------
 
@@ -221,9 +224,11 @@ class Storage:
 
     async def get_call_log(self, call_id: str) -> dict[str, Any] | None:
         row = await self._call(
-            lambda: self._db()
-            .execute("SELECT record FROM call_logs WHERE call_id = ?", (call_id,))
-            .fetchone()
+            lambda: (
+                self._db()
+                .execute("SELECT record FROM call_logs WHERE call_id = ?", (call_id,))
+                .fetchone()
+            )
         )
         return json.loads(row[0]) if row else None
 
@@ -258,7 +263,7 @@ class Storage:
             args.append(connect_time)
         if after is not None:
             where.append("(start_time, call_id) > (?, ?)")
-            args.extend(_parse_cursor(after))
+            args.extend(parse_log_cursor(after))
         sql = (
             f"SELECT record FROM call_logs WHERE {' AND '.join(where)} "
             "ORDER BY start_time, call_id LIMIT ?"

@@ -15,7 +15,7 @@ from control import demo
 from control.api import ApiContext, build_api
 from control.callflow.client import CallbackClient
 from control.calls import Call, CallRegistry, Direction, new_call_id
-from control.flowconfig import CallbackTarget, CallFlowConfig
+from control.flowconfig import CallFlowConfig
 from control.session import CallSession
 from control.settings import Settings
 from control.storage import Storage

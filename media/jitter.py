@@ -32,6 +32,12 @@ class JitterState(Enum):
     PLAYING = "playing"
 
 
+# Module-level aliases: push/pop run once per packet and tick on every channel.
+_IDLE = JitterState.IDLE
+_BUFFERING = JitterState.BUFFERING
+_PLAYING = JitterState.PLAYING
+
+
 @dataclass(slots=True)
 class JitterStats:
     """Counters of what the buffer did with the packets it was given."""
@@ -64,7 +70,7 @@ class JitterBuffer:
         self.max_jump = max_jump
         self.max_jump_samples = max_jump_samples
         self.stats = JitterStats()
-        self.state = JitterState.IDLE
+        self.state = _IDLE
         self._frames: dict[int, bytes] = {}
         self._ssrc: int | None = None
         self._max_ext = -1  # highest extended seq received in this stream; -1: none yet
@@ -79,7 +85,7 @@ class JitterBuffer:
     @property
     def idle(self) -> bool:
         """True when `pop()` would do nothing: the engine may stop calling it."""
-        return self.state is JitterState.IDLE and not self._frames
+        return self.state is _IDLE and not self._frames
 
     def reset(self) -> None:
         """Forget the stream: the next packet starts a new one."""
@@ -87,10 +93,40 @@ class JitterBuffer:
         self._ssrc = None
         self._max_ext = -1
         self._has_played = False
-        self.state = JitterState.IDLE
+        self.state = _IDLE
 
     def push(self, seq: int, ts: int, ssrc: int, payload: bytes) -> bool:
         """Offer a packet; returns True if it was buffered, False if dropped."""
+        max_ext = self._max_ext
+        if ssrc == self._ssrc and max_ext >= 0:
+            # Fast path, the common case: the stream moves forward by a sane amount.
+            delta = (seq - max_ext) & 0xFFFF
+            if 0 < delta <= self.max_jump and (
+                (ts - self._last_ts) & 0xFFFFFFFF
+            ) <= self.max_jump_samples:
+                self.stats.pushed += 1
+                ext = max_ext + delta
+                self._max_ext = ext
+                self._last_ts = ts
+                self._frames[ext] = payload
+                if self.state is _IDLE:
+                    self._begin_buffering()
+                if len(self._frames) > self.capacity:
+                    self._trim()
+                return True
+        return self._push_slow(seq, ts, ssrc, payload)
+
+    def pop(self) -> bytes | None:
+        """Take the frame due this tick; None means conceal with silence."""
+        if self.state is _PLAYING:
+            frame = self._frames.pop(self._next, None)
+            if frame is not None:
+                self._next += 1
+                self.stats.played += 1
+                return frame
+        return self._pop_slow()
+
+    def _push_slow(self, seq: int, ts: int, ssrc: int, payload: bytes) -> bool:
         self.stats.pushed += 1
         if self._max_ext < 0 or ssrc != self._ssrc:
             return self._start(seq, ts, ssrc, payload)
@@ -109,23 +145,22 @@ class JitterBuffer:
             self._max_ext = ext
             self._last_ts = ts
         self._frames[ext] = payload
-        if self.state is JitterState.IDLE:
+        if self.state is _IDLE:
             self._begin_buffering()
         self._trim()
         return True
 
-    def pop(self) -> bytes | None:
-        """Take the frame due this tick; None means conceal with silence."""
-        if self.state is JitterState.BUFFERING:
+    def _pop_slow(self) -> bytes | None:
+        if self.state is _BUFFERING:
             self._wait += 1
             if self._wait < self.depth:
                 return None
-            self.state = JitterState.PLAYING
+            self.state = _PLAYING
             self._has_played = True
             # Start at the oldest buffered packet: one that arrived reordered during the
             # playout delay is played, not declared late.
             self._next = min(self._frames)
-        elif self.state is JitterState.IDLE:
+        elif self.state is _IDLE:
             return None
         frame = self._frames.pop(self._next, None)
         if frame is not None:
@@ -135,7 +170,7 @@ class JitterBuffer:
         if not self._frames:
             # Ran dry: the sender paused (or the network stalled). Keep the playout point
             # so stragglers still count as late, and re-buffer on the next packet.
-            self.state = JitterState.IDLE
+            self.state = _IDLE
             return None
         self._next += 1
         self.stats.lost += 1
@@ -157,7 +192,7 @@ class JitterBuffer:
         return True
 
     def _begin_buffering(self) -> None:
-        self.state = JitterState.BUFFERING
+        self.state = _BUFFERING
         self._wait = 0
 
     def _extend(self, seq: int) -> int:

@@ -112,6 +112,7 @@ class TtsEngine:
         self._flight: SingleFlight[str, np.ndarray] = SingleFlight()
         self._slots = asyncio.Semaphore(max_concurrency)
         self._espeak_version: str | None = None
+        self._version_lock = asyncio.Lock()
         self.syntheses = 0  # espeak-ng runs that produced speech; tests watch it
 
     async def synthesize(
@@ -166,12 +167,13 @@ class TtsEngine:
     async def _version(self) -> str:
         # Part of the cache key: an upgraded espeak-ng must not be answered by audio
         # the old one made. Asked once per engine.
-        if self._espeak_version is None:
-            stdout, _, rc = await self._exec(["--version"], b"")
-            if rc != 0:
-                raise TtsError(f"{self.espeak} --version failed (exit status {rc})")
-            self._espeak_version = stdout.decode("utf-8", "replace").strip()
-        return self._espeak_version
+        async with self._version_lock:  # a burst of first calls asks only once
+            if self._espeak_version is None:
+                stdout, _, rc = await self._exec(["--version"], b"")
+                if rc != 0:
+                    raise TtsError(f"{self.espeak} --version failed (exit status {rc})")
+                self._espeak_version = stdout.decode("utf-8", "replace").strip()
+            return self._espeak_version
 
     async def _exec(self, args: list[str], stdin: bytes) -> tuple[bytes, bytes, int]:
         try:

@@ -26,8 +26,8 @@ __all__ = [
     "new_branch",
     "new_call_id",
     "new_tag",
-    "parse_params",
     "params_str",
+    "parse_params",
     "split_list",
 ]
 
@@ -47,6 +47,43 @@ _VIA_RE = re.compile(
 _CSEQ_RE = re.compile(r"\s*(\d+)\s+(" + _TOKEN + r")\s*\Z")
 _DISPLAY_TOKENS_RE = re.compile(r"\s*(?:" + _TOKEN + r"\s*)*\Z")
 _QUOTED_PAIR_RE = re.compile(r"\\([\s\S])")
+
+
+# Fast paths for the everyday forms: a full match proves that the full parser accepts
+# the text, so parse_message can validate a header with one regex call. Anything that
+# does not match (escapes in odd places, quoted params, five-digit ports ...) falls back
+# to the full parser, which accepts or names the fault.
+_FAST_HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9.])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,4})?"
+_FAST_PARAMS = r"(?:;" + _TOKEN + r"(?:=" + _TOKEN + r")?)*"
+_FAST_SIP_URI = (
+    r"sips?:(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+@)?"
+    + _FAST_HOST
+    + r"(?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$%]+(?:=[A-Za-z0-9\-_.!~*'()\[\]/:&+$%]+)?)*"
+)
+_FAST_SIP_URI_RE = re.compile(_FAST_SIP_URI + r"\Z")
+_FAST_NAMEADDR_RE = re.compile(
+    r'(?:"[^"\\]*" ?|(?:' + _TOKEN + r" )*)<" + _FAST_SIP_URI + r">" + _FAST_PARAMS + r"\Z"
+)
+_FAST_VIA_RE = re.compile(r"SIP/2\.0/[A-Za-z]+ " + _FAST_HOST + _FAST_PARAMS + r"\Z")
+
+
+def validate_uri(text: str) -> None:
+    """Raise SipParseError unless `text` parses as a URI."""
+    if not _FAST_SIP_URI_RE.match(text):
+        URI.parse(text)
+
+
+def validate_name_addr(text: str) -> None:
+    """Raise SipParseError unless `text` parses as a NameAddr."""
+    if not _FAST_NAMEADDR_RE.match(text):
+        NameAddr.parse(text)
+
+
+def validate_via(text: str) -> Via | None:
+    """Raise SipParseError unless `text` parses as a Via; returns it when parsed fully."""
+    if _FAST_VIA_RE.match(text) and ";branch=z9hG4bK;" not in text + ";":
+        return None
+    return Via.parse(text)
 
 
 def parse_params(text: str, pos: int = 0) -> dict[str, str | None]:

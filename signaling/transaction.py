@@ -24,7 +24,9 @@ and is reported with the key of the INVITE transaction it targets (§9.2).
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
+import itertools
 from collections import deque
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -431,6 +433,11 @@ class TransactionLayer:
         self._transactions: dict[TransactionKey, Transaction] = {}
         self._outgoing: list[tuple[Message, Destination]] = []
         self._events: deque[Event] = deque()
+        # Deadlines as a lazy heap: an entry is live while its transaction still exists
+        # and still has that deadline scheduled; stale entries are skipped when popped.
+        self._deadlines: list[tuple[float, int, TransactionKey]] = []
+        self._scheduled: dict[TransactionKey, float] = {}
+        self._sequence = itertools.count()
 
     def __len__(self) -> int:
         return len(self._transactions)
@@ -445,7 +452,9 @@ class TransactionLayer:
         else:
             self._receive_response(message, now)
 
-    def send_request(self, request: Request, destination: Destination, now: float) -> TransactionKey:
+    def send_request(
+        self, request: Request, destination: Destination, now: float
+    ) -> TransactionKey:
         """Start a client transaction for `request` (which carries our top Via)."""
         if request.method == "ACK":
             raise LocalProtocolError("an ACK has no transaction; use send_stateless")
@@ -481,16 +490,22 @@ class TransactionLayer:
             self._collect(tx)
 
     def handle_timer(self, now: float) -> None:
-        for tx in list(self._transactions.values()):
-            deadline = tx.get_timer()
-            if deadline is not None and deadline <= now:
-                tx.handle_timer(now)
-                self._collect(tx)
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            deadline, _, key = heapq.heappop(heap)
+            if self._scheduled.get(key) != deadline:
+                continue  # stale: rescheduled or gone
+            del self._scheduled[key]
+            tx = self._transactions[key]
+            tx.handle_timer(now)
+            self._collect(tx)
 
     # -- outputs
     def get_timer(self) -> float | None:
-        deadlines = (tx.get_timer() for tx in self._transactions.values())
-        return min((d for d in deadlines if d is not None), default=None)
+        heap = self._deadlines
+        while heap and self._scheduled.get(heap[0][2]) != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
 
     def messages_to_send(self) -> list[tuple[Message, Destination]]:
         out, self._outgoing = self._outgoing, []
@@ -549,3 +564,11 @@ class TransactionLayer:
             self._events.append(event)
         if tx.state is TransactionState.TERMINATED:
             self._transactions.pop(tx.key, None)
+            self._scheduled.pop(tx.key, None)
+            return
+        deadline = tx.get_timer()
+        if deadline is None:
+            self._scheduled.pop(tx.key, None)
+        elif self._scheduled.get(tx.key) != deadline:
+            self._scheduled[tx.key] = deadline
+            heapq.heappush(self._deadlines, (deadline, next(self._sequence), tx.key))

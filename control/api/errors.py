@@ -24,12 +24,8 @@ class ErrorPreset:
     user_message: str
 
 
-VALIDATION = ErrorPreset(
-    400, 400001, "Validation Error", "", "The request contained invalid data."
-)
-PARSING = ErrorPreset(
-    400, 400010, "Parsing Error", "", "The request body could not be understood."
-)
+VALIDATION = ErrorPreset(400, 400001, "Validation Error", "", "The request contained invalid data.")
+PARSING = ErrorPreset(400, 400010, "Parsing Error", "", "The request body could not be understood.")
 AUTHENTICATION = ErrorPreset(
     401,
     401001,

@@ -56,4 +56,3 @@ def page_of(request: web.Request) -> Page:
     size = int_param(request, "page_size", DEFAULT_PAGE_SIZE, lo=1, hi=MAX_PAGE_SIZE)
     assert number is not None and size is not None  # both have defaults
     return Page(number, size)
-

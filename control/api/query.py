@@ -116,12 +116,13 @@ def datetime_param(request: web.Request, name: str, default: datetime) -> dateti
 
 async def json_body(request: web.Request, required: bool = True) -> Any:
     """The parsed JSON body; 400010 when it is not JSON, None when absent and optional."""
-    text = await request.text()
-    if not text.strip():
+    raw = await request.read()
+    if not raw.strip():
         if required:
             raise ApiError.parsing("The request body is empty; a JSON object is required.")
         return None
     try:
-        return json.loads(text)
+        # bytes, not request.text(): json detects UTF-8/16/32 and bad bytes are a ValueError
+        return json.loads(raw)
     except ValueError as exc:
         raise ApiError.parsing(f"The request body is not valid JSON: {exc}") from None

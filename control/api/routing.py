@@ -112,3 +112,7 @@ class RouteTable:
             return handler
 
         return register
+
+
+# every Route registered in an app, in registration order (the OpenAPI document reads it)
+ROUTES: web.AppKey[list[Route]] = web.AppKey("voxswitch_api_routes")

@@ -172,4 +172,4 @@ def parse_actions(raw: bytes, content_type: str, call_id: str = "") -> list[dict
     return actions
 
 
-__all__ = ["CallFlowError", "CallbackClient", "parse_actions", "minimised_size"]
+__all__ = ["CallFlowError", "CallbackClient", "minimised_size", "parse_actions"]

@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from control.calls import Call
 from control.callflow.client import CallbackClient
 from control.callflow.errors import CallbackEnded, CallFlowError
 from control.callflow.interpreter import Interpreter, compile_actions
 from control.callflow.payload import callback_fields
 from control.callflow.port import CallPort
+from control.calls import Call
 from control.flowconfig import CallbackTarget, CallFlowConfig
 
 log = logging.getLogger("voxswitch.callflow")

@@ -92,5 +92,6 @@ def encode(body: dict[str, Any], content_type: str) -> bytes:
     if content_type == "application/x-www-form-urlencoded":
         return urlencode(flatten_for_query(body)).encode()
     if content_type == "application/xml":
-        return f'<?xml version="1.0" encoding="UTF-8"?><request>{_xml_value(body)}</request>'.encode()
+        xml = f"<request>{_xml_value(body)}</request>"
+        return ('<?xml version="1.0" encoding="UTF-8"?>' + xml).encode()
     return json.dumps(body, separators=(",", ":")).encode()

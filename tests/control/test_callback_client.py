@@ -38,9 +38,15 @@ class Server:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        self.requests.append({"path": request.path, "method": request.method,
-                              "headers": dict(request.headers), "query": dict(request.query),
-                              "body": body})
+        self.requests.append(
+            {
+                "path": request.path,
+                "method": request.method,
+                "headers": dict(request.headers),
+                "query": dict(request.query),
+                "body": body,
+            }
+        )
         return await self.handlers[request.path](request)
 
 
@@ -65,14 +71,17 @@ def target(srv: Server, path: str, **kw: Any) -> CallbackTarget:
     return CallbackTarget(url=srv.url(path), **kw)
 
 
-async def test_post_json_returns_actions_and_sends_headers(srv: Server,
-                                                           client: CallbackClient) -> None:
+async def test_post_json_returns_actions_and_sends_headers(
+    srv: Server, client: CallbackClient
+) -> None:
     async def ok(_: web.Request) -> web.Response:
         return web.json_response(SAY)
+
     srv.handlers["/cb"] = ok
     tgt = target(srv, "/cb", headers={"X-Custom": "v"})
-    actions = await client.fetch_actions(tgt, None, {"type": "init_call", "call_id": "1@2"},
-                                         connected=False, call_id="1@2")
+    actions = await client.fetch_actions(
+        tgt, None, {"type": "init_call", "call_id": "1@2"}, connected=False, call_id="1@2"
+    )
     assert actions == SAY["actions"]
     req = srv.requests[0]
     assert req["method"] == "POST"
@@ -81,15 +90,19 @@ async def test_post_json_returns_actions_and_sends_headers(srv: Server,
     assert json.loads(req["body"]) == {"type": "init_call", "call_id": "1@2"}
 
 
-async def test_get_sends_query_string_with_key_presses(srv: Server,
-                                                       client: CallbackClient) -> None:
+async def test_get_sends_query_string_with_key_presses(srv: Server, client: CallbackClient) -> None:
     async def ok(_: web.Request) -> web.Response:
         return web.json_response(SAY)
+
     srv.handlers["/cb"] = ok
-    body = {"type": "live_call", "key_presses": [{"name": "menu", "digits": "12",
-                                                  "history": ["3"]}], "session_data": None}
-    await client.fetch_actions(target(srv, "/cb", method="GET"), None, body,
-                               connected=True, call_id="x")
+    body = {
+        "type": "live_call",
+        "key_presses": [{"name": "menu", "digits": "12", "history": ["3"]}],
+        "session_data": None,
+    }
+    await client.fetch_actions(
+        target(srv, "/cb", method="GET"), None, body, connected=True, call_id="x"
+    )
     q = srv.requests[0]["query"]
     assert q["type"] == "live_call"
     assert q["key_presses.menu"] == "12"
@@ -102,24 +115,29 @@ async def test_failover_is_used_on_non_2xx(srv: Server, client: CallbackClient) 
 
     async def ok(_: web.Request) -> web.Response:
         return web.json_response(SAY)
+
     srv.handlers["/main"], srv.handlers["/backup"] = fail, ok
-    actions = await client.fetch_actions(target(srv, "/main"), target(srv, "/backup"), {},
-                                         connected=False, call_id="x")
+    actions = await client.fetch_actions(
+        target(srv, "/main"), target(srv, "/backup"), {}, connected=False, call_id="x"
+    )
     assert actions == SAY["actions"]
     assert [r["path"] for r in srv.requests] == ["/main", "/backup"]
 
 
-@pytest.mark.parametrize(("connected", "error"), [(False, CallbackFailedPreConnect),
-                                                  (True, CallbackFailed)])
+@pytest.mark.parametrize(
+    ("connected", "error"), [(False, CallbackFailedPreConnect), (True, CallbackFailed)]
+)
 async def test_non_2xx_everywhere_is_400900_before_answer_and_400901_after(
     srv: Server, client: CallbackClient, connected: bool, error: type[Exception]
 ) -> None:
     async def fail(_: web.Request) -> web.Response:
         return web.Response(status=500)
+
     srv.handlers["/main"] = srv.handlers["/backup"] = fail
     with pytest.raises(error, match="answered HTTP 500") as info:
-        await client.fetch_actions(target(srv, "/main"), target(srv, "/backup"), {},
-                                   connected=connected, call_id="x")
+        await client.fetch_actions(
+            target(srv, "/main"), target(srv, "/backup"), {}, connected=connected, call_id="x"
+        )
     assert info.value.code == (400901 if connected else 400900)  # type: ignore[attr-defined]
 
 
@@ -127,16 +145,19 @@ async def test_timeout_is_4001(srv: Server, client: CallbackClient) -> None:
     async def slow(_: web.Request) -> web.Response:
         await asyncio.sleep(3)
         return web.json_response(SAY)
+
     srv.handlers["/cb"] = slow
     with pytest.raises(CallbackTimeout, match="no response within 1 s") as info:
-        await client.fetch_actions(target(srv, "/cb", timeout=1.0), None, {},
-                                   connected=False, call_id="x")
+        await client.fetch_actions(
+            target(srv, "/cb", timeout=1.0), None, {}, connected=False, call_id="x"
+        )
     assert info.value.code == 4001
 
 
 async def test_204_ends_the_call(srv: Server, client: CallbackClient) -> None:
     async def empty(_: web.Request) -> web.Response:
         return web.Response(status=204)
+
     srv.handlers["/cb"] = empty
     with pytest.raises(CallbackEnded):
         await client.fetch_actions(target(srv, "/cb"), None, {}, connected=True, call_id="x")
@@ -147,6 +168,7 @@ async def test_oversize_response_is_413900(srv: Server, client: CallbackClient) 
 
     async def huge(_: web.Request) -> web.Response:
         return web.json_response(big)
+
     srv.handlers["/cb"] = huge
     with pytest.raises(ResponseTooLarge) as info:
         await client.fetch_actions(target(srv, "/cb"), None, {}, connected=True, call_id="x")
@@ -160,13 +182,16 @@ def test_size_is_measured_without_whitespace() -> None:
     assert parse_actions(padded, "application/json") == SAY["actions"]
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    (b"not json", "not valid JSON"),
-    (b"{}", "no 'actions' array"),
-    (b'{"actions": []}', "no 'actions' array"),
-    (b'{"actions": [42]}', "action 0 is not an object"),
-    (b'[{"type": "SAY"}]', "no 'actions' array"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"not json", "not valid JSON"),
+        (b"{}", "no 'actions' array"),
+        (b'{"actions": []}', "no 'actions' array"),
+        (b'{"actions": [42]}', "action 0 is not an object"),
+        (b'[{"type": "SAY"}]', "no 'actions' array"),
+    ],
+)
 def test_bad_bodies_are_400902(raw: bytes, message: str) -> None:
     with pytest.raises(NoActions, match=message) as info:
         parse_actions(raw, "application/json")

@@ -14,8 +14,9 @@ from control.calls import Call, Direction
 
 class RecordingPort:
     def __init__(self, answered: bool = True) -> None:
-        self.call = Call(id="1@1", direction=Direction.INBOUND, caller_no="a", api_no="b",
-                         app_id="t")
+        self.call = Call(
+            id="1@1", direction=Direction.INBOUND, caller_no="a", api_no="b", app_id="t"
+        )
         self.answered = answered
         self.ended = False
         self.log: list[tuple[Any, ...]] = []
@@ -32,8 +33,9 @@ class RecordingPort:
         self.ended = True
         self.log.append(("hangup",))
 
-    async def speech(self, text: str, *, voice: str | None, language: str | None,
-                     gender: str | None) -> np.ndarray:
+    async def speech(
+        self, text: str, *, voice: str | None, language: str | None, gender: str | None
+    ) -> np.ndarray:
         self.log.append(("speech", text, voice, language, gender))
         return np.ones(800, dtype=np.int16)
 
@@ -55,11 +57,17 @@ async def run(raw: list[dict[str, Any]], port: RecordingPort) -> Outcome:
 
 async def test_say_repeats_and_passes_voice() -> None:
     port = RecordingPort()
-    out = await run([{"type": "SAY", "params": {"text": "Hello", "repeat": 2,
-                                               "voice": "Kevin", "gender": "male"}}], port)
+    out = await run(
+        [
+            {
+                "type": "SAY",
+                "params": {"text": "Hello", "repeat": 2, "voice": "Kevin", "gender": "male"},
+            }
+        ],
+        port,
+    )
     assert out is Outcome.NEXT
-    assert port.log == [("speech", "Hello", "Kevin", None, "male"), ("play", 800),
-                        ("play", 800)]
+    assert port.log == [("speech", "Hello", "Kevin", None, "male"), ("play", 800), ("play", 800)]
 
 
 async def test_spec_example_loop_is_read_as_repeat() -> None:
@@ -70,15 +78,22 @@ async def test_spec_example_loop_is_read_as_repeat() -> None:
 
 async def test_play_pause_then_hangup_stops_the_list() -> None:
     port = RecordingPort()
-    out = await run([
-        {"type": "PLAY", "params": {"url": "http://127.0.0.1/x.wav"}},
-        {"type": "PAUSE", "params": {"seconds": 2}},
-        {"type": "HANGUP"},
-        {"type": "SAY", "params": {"text": "never"}},
-    ], port)
+    out = await run(
+        [
+            {"type": "PLAY", "params": {"url": "http://127.0.0.1/x.wav"}},
+            {"type": "PAUSE", "params": {"seconds": 2}},
+            {"type": "HANGUP"},
+            {"type": "SAY", "params": {"text": "never"}},
+        ],
+        port,
+    )
     assert out is Outcome.END
-    assert port.log == [("audio", "http://127.0.0.1/x.wav"), ("play", 1600), ("sleep", 2.0),
-                        ("hangup",)]
+    assert port.log == [
+        ("audio", "http://127.0.0.1/x.wav"),
+        ("play", 1600),
+        ("sleep", 2.0),
+        ("hangup",),
+    ]
 
 
 async def test_pause_defaults_to_five_seconds() -> None:
@@ -87,10 +102,10 @@ async def test_pause_defaults_to_five_seconds() -> None:
     assert port.log == [("sleep", 5.0)]
 
 
-@pytest.mark.parametrize(("reason", "status"), [("busy", 486), ("disconnected", 404),
-                                                (None, 486)])
-async def test_reject_before_answer_is_a_sip_final_response(reason: str | None,
-                                                            status: int) -> None:
+@pytest.mark.parametrize(("reason", "status"), [("busy", 486), ("disconnected", 404), (None, 486)])
+async def test_reject_before_answer_is_a_sip_final_response(
+    reason: str | None, status: int
+) -> None:
     port = RecordingPort(answered=False)
     params = {"reason": reason} if reason else {}
     out = await run([{"type": "REJECT", "params": params}], port)
@@ -112,17 +127,21 @@ async def test_sessiondata_sets_session_data_from_either_place() -> None:
     assert port.call.session_data == {"x": 1}
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ({"type": "DANCE"}, "type 'DANCE', which this switch does not run"),
-    ({"type": "SAY"}, "missing required param 'text'"),
-    ({"type": "SAY", "params": {"text": "x", "repeat": "two"}}, "'repeat' must be int"),
-    ({"type": "SAY", "params": {"text": "x", "gender": "robot"}}, "accepted: female, male"),
-    ({"type": "REJECT", "params": {"reason": "maybe"}}, "accepted: busy, disconnected"),
-    ({"type": "PAUSE", "params": []}, "'params' must be an object"),
-    ({"type": "SESSIONDATA", "session_data": [1, 2]}, "to be a JSON object"),
-])
-async def test_bad_actions_are_400902_with_a_clear_message(raw: dict[str, Any],
-                                                           message: str) -> None:
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"type": "DANCE"}, "type 'DANCE', which this switch does not run"),
+        ({"type": "SAY"}, "missing required param 'text'"),
+        ({"type": "SAY", "params": {"text": "x", "repeat": "two"}}, "'repeat' must be int"),
+        ({"type": "SAY", "params": {"text": "x", "gender": "robot"}}, "accepted: female, male"),
+        ({"type": "REJECT", "params": {"reason": "maybe"}}, "accepted: busy, disconnected"),
+        ({"type": "PAUSE", "params": []}, "'params' must be an object"),
+        ({"type": "SESSIONDATA", "session_data": [1, 2]}, "to be a JSON object"),
+    ],
+)
+async def test_bad_actions_are_400902_with_a_clear_message(
+    raw: dict[str, Any], message: str
+) -> None:
     with pytest.raises(NoActions, match=message) as info:
         await run([raw], RecordingPort())
     assert info.value.code == 400902

@@ -15,8 +15,9 @@ def test_defaults_match_the_cli_contract() -> None:
 
 def test_cli_beats_environment_beats_file(tmp_path: Path) -> None:
     cfg = tmp_path / "v.toml"
-    cfg.write_text('sip_listen = "127.0.0.1:5070"\nhttp_listen = "127.0.0.1:9000"\n'
-                   'rtp_ports = "30000-30100"\n')
+    cfg.write_text(
+        'sip_listen = "127.0.0.1:5070"\nhttp_listen = "127.0.0.1:9000"\nrtp_ports = "30000-30100"\n'
+    )
     env = {"VOXSWITCH_HTTP_LISTEN": "127.0.0.1:9100", "VOXSWITCH_RTP_PORTS": "31000-31100"}
     s = load(cfg, env, {"rtp_ports": "32000-32100"})
     assert s.sip_listen.port == 5070
@@ -30,11 +31,14 @@ def test_toml_may_use_a_voxswitch_table(tmp_path: Path) -> None:
     assert load(cfg, {}, {}).default_callback == "http://127.0.0.1:1/cb"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("5060", "expected HOST:PORT"),
-    ("127.0.0.1:x", "port 'x' is not a number"),
-    ("127.0.0.1:70000", "out of range"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("5060", "expected HOST:PORT"),
+        ("127.0.0.1:x", "port 'x' is not a number"),
+        ("127.0.0.1:70000", "out of range"),
+    ],
+)
 def test_bad_listen_address_names_the_fault(text: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         load(None, {}, {"sip_listen": text})
@@ -42,7 +46,7 @@ def test_bad_listen_address_names_the_fault(text: str, message: str) -> None:
 
 def test_unknown_setting_is_refused(tmp_path: Path) -> None:
     cfg = tmp_path / "v.toml"
-    cfg.write_text('sip_port = 5060\n')
+    cfg.write_text("sip_port = 5060\n")
     with pytest.raises(SettingsError, match="unknown setting 'sip_port'"):
         load(cfg, {}, {})
 
@@ -61,5 +65,6 @@ def test_api_key_is_generated_once_and_kept(tmp_path: Path) -> None:
     assert first and len(first) >= 24
     assert ensure_api_key(s).api_key == first
     assert (tmp_path / "api_key").read_text().strip() == first
-    assert ensure_api_key(load(None, {}, {"data_dir": str(tmp_path), "api_key": "k"})).api_key \
-        == "k"
+    assert (
+        ensure_api_key(load(None, {}, {"data_dir": str(tmp_path), "api_key": "k"})).api_key == "k"
+    )

@@ -44,6 +44,7 @@ def write_av(path: Path, fmt: str, codec: str, rate: int = 16000, stereo: bool =
         samples = np.stack([samples, samples], axis=1)  # interleaved L R L R
     with av.open(str(path), "w", format=fmt) as out:
         stream = out.add_stream(codec, rate=rate, layout=layout)
+        assert isinstance(stream, av.AudioStream)
         frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout=layout)
         frame.rate = rate
         for packet in stream.encode(frame):
@@ -74,6 +75,7 @@ class Server:
     base: str = ""
     requests: list[str] = field(default_factory=list)
     not_modified: int = 0
+    release: asyncio.Event = field(default_factory=asyncio.Event)
 
     def url(self, name: str) -> str:
         return f"{self.base}/{name}"
@@ -104,7 +106,7 @@ class Server:
 
     async def slow(self, request: web.Request) -> web.StreamResponse:
         self.requests.append("slow")
-        await asyncio.sleep(5)
+        await self.release.wait()  # set at teardown, so the server stops promptly
         return web.Response(body=b"late")
 
 
@@ -124,6 +126,7 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     srv.base = f"http://127.0.0.1:{port}"
     yield srv
+    srv.release.set()
     await runner.cleanup()
 
 
@@ -216,7 +219,7 @@ async def test_http_timeout(server: Server, tmp_path: Path) -> None:
 
 
 async def test_connection_refused(loader: AudioLoader) -> None:
-    with pytest.raises(AudioFetchError, match="can't fetch http://127.0.0.1:9/x.wav"):
+    with pytest.raises(AudioFetchError, match=r"can't fetch http://127\.0\.0\.1:9/x\.wav"):
         await loader.load("http://127.0.0.1:9/x.wav")
 
 

@@ -1,0 +1,27 @@
+"""What every handler may use: the services behind the API, found through the request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from control.calls import CallRegistry
+from control.storage import Storage
+
+
+@dataclass
+class ApiContext:
+    """The services the API reads and steers; one per application."""
+
+    api_key: str
+    registry: CallRegistry
+    storage: Storage
+    app_id: str
+
+
+CONTEXT = web.AppKey("voxswitch_api_context", ApiContext)
+
+
+def context(request: web.Request) -> ApiContext:
+    return request.config_dict[CONTEXT]

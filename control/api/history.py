@@ -1,0 +1,160 @@
+"""History methods: List Call Logs and View Call Log."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+
+from control.api.context import context
+from control.api.errors import ApiError
+from control.api.query import choice_param, datetime_param, int_param, list_param, phone_param
+from control.api.routing import RouteTable, Schema, query
+from control.calls import iso, utcnow
+from control.storage import log_cursor, parse_log_cursor
+
+routes = RouteTable("History")
+
+MAX_LOGS = 1000
+DEFAULT_SPAN = timedelta(hours=1)
+DIRECTIONS = ("inbound", "outbound")
+TYPES = ("voice", "sms")
+# the opaque position of a truncated listing, carried by next_block_uri
+CURSOR_PARAM = "after"
+
+CALL_LOG_SCHEMA: Schema = {
+    "type": "object",
+    "properties": {
+        **{
+            name: {"type": ["string", "null"]}
+            for name in (
+                "id",
+                "app_id",
+                "call_id",
+                "parent_call_id",
+                "caller_no",
+                "api_no",
+                "type",
+                "direction",
+                "hangup_end",
+                "status",
+                "detection",
+                "error",
+                "origin_api",
+                "service",
+                "lrn",
+            )
+        },
+        "start_time": {"type": "string", "format": "date-time"},
+        "end_time": {"type": ["string", "null"], "format": "date-time"},
+        "subaccount_id": {"type": "integer"},
+        "duration": {"type": "integer", "description": "milliseconds"},
+        "error_code": {"type": ["integer", "null"]},
+        "connect_time_billed": {"type": "number"},
+        "connect_time_sec": {"type": "integer"},
+        "config": {"type": ["object", "null"]},
+        "sip": {"type": "object"},
+        "charge": {"type": "object"},
+    },
+}
+LIST_SCHEMA: Schema = {
+    "type": "object",
+    "properties": {
+        "logs": {"type": "array", "items": CALL_LOG_SCHEMA},
+        "begin_date": {"type": "string", "format": "date-time"},
+        "end_date": {"type": "string", "format": "date-time"},
+        "is_truncated": {"type": "boolean"},
+        "next_block_uri": {"type": ["string", "null"]},
+    },
+}
+_DATE = {"type": "string", "format": "date-time"}
+LIST_PARAMS = (
+    query("begin_date", _DATE, "Inclusive; default one hour before now."),
+    query("end_date", _DATE, "Exclusive; default now."),
+    query("direction", {"type": "string"}, "inbound, outbound, or both (inbound|outbound)."),
+    query("connect_time", {"type": "integer", "minimum": 0}, "Minimum connected seconds."),
+    query("type", {"enum": list(TYPES), "default": "voice"}),
+    query("caller_no", {"type": "string"}, "The far end's number."),
+    query("api_no", {"type": "string"}, "voxswitch's number."),
+    query(CURSOR_PARAM, {"type": "string"}, "Position from next_block_uri; leave it as is."),
+)
+
+
+def _directions(request: web.Request) -> list[str] | None:
+    items = list_param(request, "direction", separators=",|")
+    if not items:
+        return None
+    chosen = {item.strip().lower() for item in items}
+    if not chosen <= set(DIRECTIONS):
+        raise ApiError.validation("direction", f"must be {' or '.join(DIRECTIONS)} (or both)")
+    return sorted(chosen)
+
+
+@routes.route(
+    "GET",
+    "/History/Logs/Calls",
+    summary="List call logs (at most 1,000 per block)",
+    params=LIST_PARAMS,
+    responses={200: LIST_SCHEMA},
+)
+async def list_call_logs(request: web.Request) -> web.Response:
+    """Logs whose call started in [begin_date, end_date), oldest first. When more than
+    1,000 match, `next_block_uri` repeats the query from just after the last one."""
+    now = utcnow()
+    end = datetime_param(request, "end_date", now)
+    begin = datetime_param(request, "begin_date", end - DEFAULT_SPAN)
+    if begin >= end:
+        raise ApiError.validation("begin_date", "must be earlier than end_date")
+    directions = _directions(request)
+    connect_time = int_param(request, "connect_time", None, lo=0)
+    kind = choice_param(request, "type", TYPES, "voice")
+    caller_no = phone_param(request, "caller_no")
+    api_no = phone_param(request, "api_no")
+    after = request.query.get(CURSOR_PARAM) or None
+    if after is not None:
+        try:
+            parse_log_cursor(after)
+        except ValueError:
+            raise ApiError.validation(CURSOR_PARAM, "is not a position we issued") from None
+
+    logs: list[dict[str, Any]] = []
+    truncated = False
+    if kind == "voice":  # voxswitch keeps no SMS logs yet
+        logs, truncated = await context(request).storage.list_call_logs(
+            begin, end, directions, connect_time, caller_no, api_no, MAX_LOGS, after
+        )
+    next_uri = None
+    if truncated:
+        url = request.rel_url.update_query(
+            {
+                "begin_date": str(iso(begin)),
+                "end_date": str(iso(end)),
+                CURSOR_PARAM: log_cursor(logs[-1]),
+            }
+        )
+        next_uri = str(url)
+    return web.json_response(
+        {
+            "logs": logs,
+            "begin_date": iso(begin),
+            "end_date": iso(end),
+            "is_truncated": truncated,
+            "next_block_uri": next_uri,
+        }
+    )
+
+
+@routes.route(
+    "GET",
+    "/History/Logs/Calls/{call_id}",
+    summary="View the log of one call",
+    responses={200: CALL_LOG_SCHEMA},
+)
+async def get_call_log(request: web.Request) -> web.Response:
+    """A missing log answers 404404, the spec's code for an unknown call ID."""
+    call_id = request.match_info["call_id"]
+    record = await context(request).storage.get_call_log(call_id)
+    if record is None:
+        raise ApiError.live_call_not_found(call_id)
+    return web.json_response(record)

@@ -1,0 +1,412 @@
+"""The asyncio SIP stack: transports + transaction layer + the UAS core.
+
+Glue in the aioquic `asyncio/protocol.py` manner: bytes from the transports are parsed
+and fed to the `TransactionLayer`; `pump()` then drains the layer (messages to the
+transports, events to the UAS core below) and re-arms the one `loop.call_at` timer on the
+earliest deadline of the layer and of the sessions. The UAS core is small: validation
+(§8.2, `validate.check_request`), OPTIONS (§11.2), CANCEL (§9.2), routing in-dialog
+requests to their `ServerSession` by dialog ID (§12.2.2) and creating a session for each
+new INVITE after sending 100 Trying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from .dialog import DialogId
+from .events import (
+    CancelReceived,
+    Destination,
+    RequestReceived,
+    ResponseReceived,
+    TransactionKey,
+    TransactionTerminated,
+    TransactionTimedOut,
+    TransportErrorOccurred,
+)
+from .headers import Via, make_response, new_branch, new_tag
+from .message import Request, Response, SipParseError, parse_message
+from .sdp import SessionDescription
+from .session import ServerSession, SessionState
+from .transaction import (
+    Event,
+    ServerTransaction,
+    TimerConfig,
+    TransactionLayer,
+    TransactionState,
+    response_destination,
+    server_key,
+)
+from .transport import TcpTransport, UdpTransport, open_transports
+from .validate import check_request
+
+log = logging.getLogger("voxswitch.signaling.stack")
+
+ALLOWED = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO"})
+KNOWN = ALLOWED | frozenset(
+    {"REGISTER", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE", "REFER", "PRACK", "UPDATE"}
+)
+ALLOW_HEADER = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
+SDP_ONLY = frozenset({"application/sdp"})
+# SIP INFO carries DTMF in these (the de-facto application/dtmf-relay and RFC 2976 kin).
+INFO_TYPES = frozenset({"application/dtmf-relay", "application/dtmf", "application/sdp"})
+
+
+class SipStack:
+    """A SIP user agent server on one host: UDP and TCP, INVITE sessions for the app."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        on_invite: Callable[[ServerSession], None],
+        user_agent: str = "voxswitch/0.1",
+        t1: float = 0.5,
+        advertise: str | None = None,
+    ) -> None:
+        self.host = host
+        self.udp_port = port
+        self.tcp_port = port
+        self.user_agent = user_agent
+        # The address put in Via and Contact; a wildcard bind needs a real one.
+        self.advertise = advertise or ("127.0.0.1" if host in ("0.0.0.0", "::") else host)
+        config = TimerConfig(t1=t1)
+        self.t1, self.t2 = config.t1, config.t2
+        self.layer = TransactionLayer(config)
+        self._on_invite = on_invite
+        self._port = port
+        self._udp: UdpTransport | None = None
+        self._tcp: TcpTransport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sessions: dict[ServerSession, TransactionKey] = {}
+        self._dialogs: dict[DialogId, ServerSession] = {}
+        self._invites: dict[TransactionKey, ServerSession] = {}
+        self._bye_owners: dict[TransactionKey, ServerSession] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._pumping = False
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._udp, self._tcp = await open_transports(self.host, self._port, self._receive)
+        self.udp_port, self.tcp_port = self._udp.port, self._tcp.port
+        log.info(
+            "sip listening on %s udp:%d tcp:%d",
+            self.host,
+            self.udp_port,
+            self.tcp_port,
+            extra={"host": self.host, "udp_port": self.udp_port, "tcp_port": self.tcp_port},
+        )
+
+    async def stop(self) -> None:
+        """End live sessions (BYE / 503, best effort), flush, close the sockets."""
+        for session in list(self._sessions):
+            session.stop()
+        self.pump()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            await self._tcp.close()
+        self._udp = self._tcp = None
+        await asyncio.sleep(0)  # let the transports' close callbacks run
+
+    @property
+    def sessions(self) -> list[ServerSession]:
+        return list(self._sessions)
+
+    # ---- SessionHost -------------------------------------------------------------------------
+
+    def now(self) -> float:
+        assert self._loop is not None, "the stack is not started"
+        return self._loop.time()
+
+    def respond(self, response: Response, destination: Destination) -> None:
+        if not self.layer.send_response(response, self.now()):
+            # The transaction is gone (2xx retransmissions after Timer L): send it bare.
+            self.layer.send_stateless(response, destination)
+
+    def send_request(
+        self, session: ServerSession, request: Request, destination: Destination
+    ) -> None:
+        tcp = self._tcp
+        if (
+            destination.transport == "tcp"
+            and tcp is not None
+            and destination.addr not in tcp.connections
+            and session.remote_addr in tcp.connections
+        ):
+            # Reuse the connection the dialog came in on (RFC 5923 habit): peers behind
+            # NAT or that do not listen on their Contact are still reachable.
+            destination = Destination("tcp", *session.remote_addr)
+        key = self.layer.send_request(request, destination, self.now())
+        self._bye_owners[key] = session
+
+    def local_via(self, transport: str) -> Via:
+        port = self.tcp_port if transport == "tcp" else self.udp_port
+        params: dict[str, str | None] = {"branch": new_branch(), "rport": None}
+        return Via(transport.upper(), self.advertise, port, params)
+
+    def local_contact(self, transport: str) -> str:
+        if transport == "tcp":
+            return f"<sip:{self.advertise}:{self.tcp_port};transport=tcp>"
+        return f"<sip:{self.advertise}:{self.udp_port}>"
+
+    def server_header(self) -> str:
+        return self.user_agent
+
+    def dialog_created(self, session: ServerSession) -> None:
+        assert session.dialog is not None
+        self._dialogs[session.dialog.id] = session
+
+    def session_ended(self, session: ServerSession) -> None:
+        if session.dialog is not None:
+            self._dialogs.pop(session.dialog.id, None)
+        key = self._sessions.pop(session, None)
+        if key is not None:
+            self._invites.pop(key, None)
+
+    # ---- the shuttle -------------------------------------------------------------------------
+
+    def pump(self) -> None:
+        """Drain the transaction layer: send its messages, handle its events, re-arm."""
+        if self._pumping:
+            return  # re-entered from an event handler: the outer loop drains the rest
+        self._pumping = True
+        try:
+            while True:
+                sent = self._send_all()
+                event = self.layer.next_event()
+                if event is None:
+                    if not sent:
+                        break
+                    continue
+                try:
+                    self._dispatch(event)
+                except Exception:
+                    log.exception("error handling %s", type(event).__name__)
+        finally:
+            self._pumping = False
+        self._arm_timer()
+
+    def _send_all(self) -> bool:
+        outgoing = self.layer.messages_to_send()
+        for message, destination in outgoing:
+            data = message.encode()
+            if destination.transport == "tcp":
+                if self._tcp is not None:
+                    self._tcp.send(data, destination.addr)
+            elif self._udp is not None:
+                self._udp.send(data, destination.addr)
+            log.debug(
+                "sip sent %s",
+                _first_line(message),
+                extra={"dest": destination.addr, "transport": destination.transport},
+            )
+        return bool(outgoing)
+
+    def _arm_timer(self) -> None:
+        if self._loop is None or self._udp is None:
+            return
+        deadlines = [self.layer.get_timer(), *(s.get_timer() for s in self._sessions)]
+        deadline = min((d for d in deadlines if d is not None), default=None)
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        # call_at may fire a hair early (clock resolution): count it as on time.
+        now = max(self.now(), self._timer_at or 0.0)
+        self._timer = self._timer_at = None
+        try:
+            self.layer.handle_timer(now)
+            for session in list(self._sessions):
+                deadline = session.get_timer()
+                if deadline is not None and deadline <= now:
+                    session.handle_timer(now)
+        except Exception:
+            log.exception("error in timer handling")
+        self.pump()
+
+    def _receive(self, data: bytes, source: Destination) -> None:
+        try:
+            message = parse_message(data)
+        except SipParseError as exc:
+            self._parse_failed(exc, source)
+            return
+        except Exception:
+            log.exception("parser crashed", extra={"source": source.addr})
+            return
+        try:
+            if isinstance(message, Request):
+                _stamp_via(message, source)
+            self.layer.receive(message, source, self.now())
+        except Exception:
+            log.exception("error receiving message", extra={"source": source.addr})
+        self.pump()
+
+    def _parse_failed(self, exc: SipParseError, source: Destination) -> None:
+        partial = exc.partial
+        log.warning(
+            "unparseable sip message from %s:%s: %s",
+            *source.addr,
+            exc.reason,
+            extra={"source": source.addr, "error": exc.reason, "answered": partial is not None},
+        )
+        if partial is None or partial.method == "ACK":
+            return  # nothing to answer with, or an ACK, which is never answered
+        try:
+            _stamp_via(partial, source)
+            response = make_response(partial, exc.status_code, exc.reason)
+            response.headers.add("Server", self.user_agent)
+            self.layer.send_stateless(response, response_destination(partial, source))
+        except Exception:
+            log.exception("could not answer an unparseable request")
+        self.pump()
+
+    # ---- the UAS core ------------------------------------------------------------------------
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, RequestReceived):
+            self._on_request(event)
+        elif isinstance(event, CancelReceived):
+            self._on_cancel(event)
+        elif isinstance(event, ResponseReceived):
+            owner = self._bye_owners.get(event.key) if event.key else None
+            if owner is not None and event.response.status >= 200:
+                owner.bye_completed()
+        elif isinstance(event, TransactionTimedOut | TransportErrorOccurred):
+            owner = self._bye_owners.get(event.key)
+            if owner is not None:
+                owner.bye_completed()
+        elif isinstance(event, TransactionTerminated):
+            self._bye_owners.pop(event.key, None)
+
+    def _reply(self, request: Request, status: int, reason: str | None = None) -> None:
+        self._send_response(make_response(request, status, reason))
+
+    def _send_response(self, response: Response) -> None:
+        if "Server" not in response.headers:
+            response.headers.add("Server", self.user_agent)
+        if not self.layer.send_response(response, self.now()):
+            log.warning("no transaction for response %s", response.status)
+
+    def _on_request(self, event: RequestReceived) -> None:
+        request = event.request
+        if request.method == "ACK":
+            session = self._dialogs.get(DialogId.of_incoming(request))
+            if session is not None:
+                session.receive_ack(request)
+            return  # stray ACKs are absorbed
+        accept = INFO_TYPES if request.method == "INFO" else SDP_ONLY
+        problem = check_request(request, allowed=ALLOWED, known=KNOWN, accept=accept)
+        if problem is not None:
+            self._send_response(problem)
+            return
+        if request.method == "OPTIONS":
+            self._send_response(self._capabilities(request))
+        elif request.to.tag:
+            session = self._dialogs.get(DialogId.of_incoming(request))
+            if session is None:
+                self._reply(request, 481)
+            else:
+                session.receive_request(request)
+        elif request.method == "INVITE":
+            self._new_session(request, event.source)
+        else:
+            self._reply(request, 481)  # BYE or INFO outside any dialog
+
+    def _capabilities(self, request: Request) -> Response:
+        """§11.2: what we would answer to an INVITE, minus the session."""
+        headers = [
+            ("Allow", ALLOW_HEADER),
+            ("Accept", "application/sdp"),
+            ("Accept-Encoding", "identity"),
+            ("Accept-Language", "en"),
+            ("Supported", ""),
+        ]
+        return make_response(request, 200, headers=headers)
+
+    def _new_session(self, invite: Request, source: Destination) -> None:
+        if not invite.headers.getall("Contact"):
+            self._reply(invite, 400, "Missing Contact header")
+            return
+        try:
+            offer = SessionDescription.parse(invite.body) if invite.body else None
+        except ValueError as exc:
+            self._reply(invite, 400, f"Malformed SDP: {exc}"[:100])
+            return
+        key = server_key(invite)
+        reply_to = response_destination(invite, source)
+        session = ServerSession(self, invite, source, reply_to, offer, new_tag())
+        self._sessions[session] = key
+        self._invites[key] = session
+        # 100 Trying at once: the application may take seconds before it rings (§17.2.1).
+        self._reply(invite, 100)
+        log.info(
+            "incoming call %s from %s:%s",
+            invite.call_id,
+            *source.addr,
+            extra={"call_id": invite.call_id, "source": source.addr},
+        )
+        try:
+            self._on_invite(session)
+        except Exception:
+            log.exception("on_invite failed", extra={"call_id": invite.call_id})
+            if session.state is SessionState.EARLY:
+                session.reject(500)
+
+    def _on_cancel(self, event: CancelReceived) -> None:
+        cancel = event.request
+        problem = check_request(cancel, allowed=ALLOWED, known=KNOWN)
+        if problem is not None:
+            self._send_response(problem)
+            return
+        if event.invite_key is None:
+            self._reply(cancel, 481)
+            return
+        session = self._invites.get(event.invite_key)
+        # §9.2: the 200 for the CANCEL and the 487 for the INVITE share the To tag.
+        to_tag = session.local_tag if session is not None else None
+        self._send_response(make_response(cancel, 200, to_tag=to_tag))
+        if session is not None:
+            session.receive_cancel()
+            return
+        tx = self.layer.get(event.invite_key)
+        if isinstance(tx, ServerTransaction) and tx.state is TransactionState.PROCEEDING:
+            self._send_response(make_response(tx.request, 487))
+
+
+def _first_line(message: Request | Response) -> str:
+    if isinstance(message, Request):
+        return f"{message.method} {message.uri}"
+    return f"{message.status} {message.reason}"
+
+
+def _stamp_via(request: Request, source: Destination) -> None:
+    """§18.2.1 / RFC 3581: note the packet's source in the top Via (received, rport)."""
+    vias = request.headers.getall("Via")
+    top = Via.parse(vias[0])
+    changed = False
+    if top.host.strip("[]") != source.host:
+        top.params["received"] = source.host
+        changed = True
+    if top.has_rport and top.rport is None:
+        top.params["rport"] = str(source.port)
+        changed = True
+    if changed:
+        request.headers.remove("Via")
+        for value in reversed([str(top), *vias[1:]]):
+            request.headers.prepend("Via", value)

@@ -1,0 +1,82 @@
+"""Free loopback ports for peers and the switch.
+
+The kernel hands out ephemeral ports from `ip_local_port_range` (32768-60999 here), so
+explicitly chosen ports (RTP blocks, SIPp's media pair) are drawn at random from below that
+range and probed by binding them. Ports handed out by this process are never reused, which
+keeps parallel peers in one test from colliding.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+from pathlib import Path
+
+HOST = "127.0.0.1"
+_LOW, _HIGH = 20000, 32000
+_handed_out: set[int] = set()
+
+
+def _can_bind(port: int, kind: int) -> bool:
+    with socket.socket(socket.AF_INET, kind) as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def port_is_free(port: int, udp: bool = True, tcp: bool = True) -> bool:
+    """True when `port` can be bound on 127.0.0.1 for the given protocols right now."""
+    return (not udp or _can_bind(port, socket.SOCK_DGRAM)) and (
+        not tcp or _can_bind(port, socket.SOCK_STREAM))
+
+
+def free_port_block(count: int, align: int = 2) -> int:
+    """First port of `count` consecutive ports free for UDP and TCP; the block is reserved."""
+    rng = random.SystemRandom()
+    for _ in range(500):
+        base = rng.randrange(_LOW, _HIGH - count) // align * align
+        block = range(base, base + count)
+        if any(p in _handed_out for p in block):
+            continue
+        if all(port_is_free(p) for p in block):
+            _handed_out.update(block)
+            return base
+    raise RuntimeError(f"no free block of {count} loopback ports in {_LOW}-{_HIGH}")
+
+
+def free_udp_port() -> int:
+    """A free UDP (and TCP) port on 127.0.0.1."""
+    return free_port_block(1, align=1)
+
+
+def free_tcp_port() -> int:
+    """A free TCP (and UDP) port on 127.0.0.1."""
+    return free_port_block(1, align=1)
+
+
+def free_rtp_port() -> int:
+    """An even port P with P..P+3 free: room for RTP/RTCP, and SIPp's second socket at P+2."""
+    return free_port_block(4, align=2)
+
+
+def free_port_range(count: int = 100) -> tuple[int, int]:
+    """(low, high) inclusive range of `count` free ports, low even, e.g. for --rtp-ports."""
+    base = free_port_block(count, align=2)
+    return base, base + count - 1
+
+
+def port_bound(port: int, udp: bool = True) -> bool:
+    """True when some process has bound UDP `port` (or listens on TCP `port`) on IPv4.
+
+    Reads /proc/net/{udp,tcp} instead of probing with bind(), which could steal the port
+    from the process being waited for.
+    """
+    table = Path("/proc/net/udp" if udp else "/proc/net/tcp")
+    for line in table.read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state = fields[1], fields[3]
+        if int(local.rsplit(":", 1)[1], 16) == port and (udp or state == "0A"):
+            return True
+    return False
