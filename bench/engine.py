@@ -33,10 +33,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from media import g711  # noqa: E402
-from media.channel import Channel  # noqa: E402
-from media.engine import MediaEngine  # noqa: E402
-from media.rtp import pack_header  # noqa: E402
+from media import g711
+from media.channel import Channel
+from media.engine import MediaEngine
+from media.rtp import pack_header
 
 PTIME_US = 20_000
 

@@ -43,7 +43,11 @@ from .jitter import JitterBuffer
 log = logging.getLogger(__name__)
 
 DetectHook = Callable[[Sequence[Channel], npt.NDArray[np.int16]], None]
-"""Called every tick with the live channels and their decoded input, row i = channels[i]."""
+"""Called every tick with the live channels and their decoded input, row i = channels[i].
+
+`pcm_in` is the engine's own (N, 160) int16 buffer, overwritten next tick: copy what you
+keep. A row is silence when its channel received nothing (A-law silence decodes to +8).
+"""
 
 _CODEC_ORDER = (g711.PCMU, g711.PCMA)
 

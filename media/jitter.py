@@ -101,9 +101,10 @@ class JitterBuffer:
         if ssrc == self._ssrc and max_ext >= 0:
             # Fast path, the common case: the stream moves forward by a sane amount.
             delta = (seq - max_ext) & 0xFFFF
-            if 0 < delta <= self.max_jump and (
-                (ts - self._last_ts) & 0xFFFFFFFF
-            ) <= self.max_jump_samples:
+            if (
+                0 < delta <= self.max_jump
+                and ((ts - self._last_ts) & 0xFFFFFFFF) <= self.max_jump_samples
+            ):
                 self.stats.pushed += 1
                 ext = max_ext + delta
                 self._max_ext = ext

@@ -4,8 +4,8 @@ Theory of operation
 -------------------
 The stack creates a `ServerSession` for each new INVITE (after 100 Trying has gone out)
 and hands it to the application's `on_invite`. The application drives it with `ring()`,
-`answer(sdp)`, `reject(status)` and `hangup()`, and learns what the peer did through
-`on_event` (events from `events.py`). States:
+`progress(sdp)` (183, early media), `answer(sdp)`, `reject(status)` and `hangup()`, and
+learns what the peer did through `on_event` (events from `events.py`). States:
 
     EARLY --answer--> ANSWERED --ACK--> CONFIRMED --hangup--> TERMINATING --> TERMINATED
       |                  |                 |  (BYE from the peer, or its ACK never came)
@@ -22,7 +22,6 @@ exposes its one deadline through `get_timer()` / `handle_timer(now)`.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 from collections.abc import Callable
 from enum import Enum
@@ -42,6 +41,7 @@ from .events import (
 from .headers import Via, make_response
 from .message import Request, Response
 from .sdp import NotAcceptable, SessionDescription
+from .transaction import is_ip_literal
 
 log = logging.getLogger("voxswitch.signaling.session")
 
@@ -91,14 +91,6 @@ def _parse_sdp(message: Request) -> SessionDescription | None:
     if not message.body:
         return None
     return SessionDescription.parse(message.body)
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 class ServerSession:
@@ -161,6 +153,20 @@ class ServerSession:
             return
         response = self._response(180)
         self._rung = True
+        if self.dialog is None:
+            self.dialog = Dialog.uas(self.invite, response)
+            self._host.dialog_created(self)
+        self._send(response)
+
+    def progress(self, sdp: bytes | None = None) -> None:
+        """Send 183 Session Progress, with `sdp` for early media (an announcement or
+        ringback before the answer); the 200 should then carry the same SDP (RFC 3264)."""
+        if not self._check_state("progress", SessionState.EARLY):
+            return
+        body = sdp or b""
+        response = self._response(183, body=body, content_type=SDP if body else None)
+        if body:
+            self.local_sdp = body
         if self.dialog is None:
             self.dialog = Dialog.uas(self.invite, response)
             self._host.dialog_created(self)
@@ -362,7 +368,7 @@ class ServerSession:
         assert self.dialog is not None
         uri = self.dialog.next_hop()
         transport = (uri.transport or self.transport).lower()
-        if _is_ip_literal(uri.host):
+        if is_ip_literal(uri.host):
             return Destination(transport, uri.host.strip("[]"), uri.port or 5060)
         return Destination(self.transport, *self.remote_addr)  # names are never resolved
 

@@ -345,7 +345,7 @@ class SipStack:
             return
         try:
             offer = SessionDescription.parse(invite.body) if invite.body else None
-        except ValueError as exc:
+        except Exception as exc:  # SdpError by contract; anything else still gets a 400
             self._reply(invite, 400, f"Malformed SDP: {exc}"[:100])
             return
         key = server_key(invite)

@@ -111,7 +111,7 @@ def client_key(message: Message) -> TransactionKey:
     return TransactionKey(message.branch or "", message.cseq.method)
 
 
-def _is_ip_literal(host: str) -> bool:
+def is_ip_literal(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:
@@ -129,7 +129,7 @@ def response_destination(request: Request, source: Destination) -> Destination:
     if source.transport != "udp":
         return source
     via = request.top_via
-    if via.has_rport or not _is_ip_literal(via.host):
+    if via.has_rport or not is_ip_literal(via.host):
         return source
     return Destination("udp", source.host, via.port or 5060)
 

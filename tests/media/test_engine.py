@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -85,8 +86,8 @@ async def test_silence_stream_with_continuous_seq_and_ts(engine: MediaEngine, pe
     assert len(packets) == 10
     seqs = [p.header.sequence_number for p in packets]
     tss = [p.header.timestamp for p in packets]
-    assert all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:], strict=False))
-    assert all((b - a) % 2**32 == 160 for a, b in zip(tss, tss[1:], strict=False))
+    assert all((b - a) % 65536 == 1 for a, b in itertools.pairwise(seqs))
+    assert all((b - a) % 2**32 == 160 for a, b in itertools.pairwise(tss))
     assert [p.header.marker for p in packets] == [True] + [False] * 9
     assert {p.header.ssrc for p in packets} == {ch.stats.ssrc}
     assert all(p.payload == b"\xff" * 160 and p.header.payload_type == 0 for p in packets)
@@ -222,11 +223,9 @@ async def test_mixed_codecs_and_slot_moves(engine: MediaEngine) -> None:
         for i in (0, 2, 3, 4):
             packets = peers[i].drain()
             pt = g711.PCMA if i % 2 else g711.PCMU
-            assert len(packets) == 11 and {p.header.ssrc for p in packets} == {
-                chans[i].stats.ssrc
-            }
+            assert len(packets) == 11 and {p.header.ssrc for p in packets} == {chans[i].stats.ssrc}
             seqs = [p.header.sequence_number for p in packets]
-            assert all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:], strict=False))
+            assert all((b - a) % 65536 == 1 for a, b in itertools.pairwise(seqs))
             audio = decode_stream(packets, pt)
             np.testing.assert_array_equal(audio[:1600], quantised(srcs[i], pt))
             assert len(set(audio[1600:].tolist())) == 1  # then silence

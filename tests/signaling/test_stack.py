@@ -15,13 +15,15 @@ from signaling.events import (
     ByeReceived,
     CallAcked,
     CallCancelled,
+    Destination,
     InfoReceived,
     ReinviteReceived,
     SessionTerminated,
 )
+from signaling.headers import Via
 from signaling.message import Request, Response, StreamFramer, parse_message
 from signaling.sdp import NotAcceptable, SessionDescription, answer
-from signaling.session import ServerSession, SessionState
+from signaling.session import ServerSession, SessionError, SessionState
 from signaling.stack import SipStack
 
 WAIT = 5.0  # bound on every wait; tests finish far sooner
@@ -280,7 +282,7 @@ async def test_full_call_over_udp(stack: SipStack, app: App, udp: UdpPeer) -> No
     udp.send(call.invite())
     trying = await udp.response(100)
     assert trying.to.tag is None
-    # §18.2.1: the source differs from nothing here, so no received=; the Via is ours.
+    assert trying.top_via.received is None  # the Via host is the packet's source already
     session = await app.session()
     assert session.transport == "udp" and session.remote_addr == ("127.0.0.1", udp.port)
     assert session.state is SessionState.EARLY
@@ -597,3 +599,130 @@ async def test_events_before_subscription_are_kept(stack: SipStack, udp: UdpPeer
     events: list[object] = []
     sessions[0].on_event = events.append
     assert events == [CallCancelled(), SessionTerminated("cancelled")]
+
+
+async def test_early_media_progress(stack: SipStack, app: App, udp: UdpPeer) -> None:
+    call = udp.new_call()
+    udp.send(call.invite())
+    session = await app.session()
+    assert session.offer is not None
+    sdp = str(our_answer(session.offer)).encode()
+    session.progress(sdp)
+    early = await udp.response(183)
+    assert early.body == sdp and early.media_type == "application/sdp"
+    assert early.to.tag
+    session.answer(sdp)
+    ok = await udp.response(200, "INVITE")
+    assert ok.to.tag == early.to.tag
+
+
+# ---- the session core with a fake host and a fake clock -------------------------------------
+
+
+class FakeHost:
+    """A SessionHost that records what the session sends; time is `clock`."""
+
+    t1 = 0.5
+    t2 = 4.0
+
+    def __init__(self) -> None:
+        self.clock = 0.0
+        self.responses: list[tuple[float, Response]] = []
+        self.requests: list[Request] = []
+        self.ended: list[ServerSession] = []
+
+    def now(self) -> float:
+        return self.clock
+
+    def respond(self, response: Response, destination: object) -> None:
+        self.responses.append((self.clock, response))
+
+    def send_request(self, session: ServerSession, request: Request, destination: object) -> None:
+        self.requests.append(request)
+
+    def local_via(self, transport: str) -> Via:
+        return Via(transport.upper(), "192.0.2.1", 5060, {"branch": "z9hG4bK-fake"})
+
+    def local_contact(self, transport: str) -> str:
+        return "<sip:192.0.2.1:5060>"
+
+    def server_header(self) -> str:
+        return "test"
+
+    def dialog_created(self, session: ServerSession) -> None:
+        pass
+
+    def session_ended(self, session: ServerSession) -> None:
+        self.ended.append(session)
+
+    def pump(self) -> None:
+        pass
+
+
+def fake_session(transport: str = "udp") -> tuple[FakeHost, ServerSession, list[object]]:
+    call = Call(transport, 5070)
+    invite = parse_message(call.invite())
+    assert isinstance(invite, Request)
+    host = FakeHost()
+    source = Destination(transport, "192.0.2.10", 5070)
+    offer = SessionDescription.parse(invite.body)
+    session = ServerSession(host, invite, source, source, offer, "b1")
+    events: list[object] = []
+    session.on_event = events.append
+    return host, session, events
+
+
+def run_session(host: FakeHost, session: ServerSession, end: float) -> None:
+    while (deadline := session.get_timer()) is not None and deadline <= end:
+        host.clock = deadline
+        session.handle_timer(deadline)
+
+
+def test_2xx_retransmission_schedule_and_ack_timeout() -> None:
+    host, session, events = fake_session()
+    session.answer(b"v=0\r\n")
+    run_session(host, session, 31.9)
+    times = [t for t, r in host.responses if r.status == 200]
+    # §13.3.1.4: T1, then doubling up to T2.
+    assert times[:7] == [0.0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5]
+    assert events == []
+    run_session(host, session, 32.0)
+    assert events == [AckTimedOut(), SessionTerminated("ack timeout")]
+    assert [r.method for r in host.requests] == ["BYE"]
+    assert host.ended == [session]
+    assert session.get_timer() is None
+
+
+def test_2xx_not_retransmitted_over_tcp_but_ack_still_awaited() -> None:
+    host, session, events = fake_session("tcp")
+    session.answer(b"v=0\r\n")
+    assert session.get_timer() == 32.0
+    run_session(host, session, 40.0)
+    assert len(host.responses) == 1
+    assert AckTimedOut() in events
+
+
+def test_hangup_while_waiting_for_ack_sends_bye_after_it() -> None:
+    host, session, events = fake_session()
+    session.answer(b"v=0\r\n")
+    session.hangup()
+    assert host.requests == []  # §15: no BYE before the ACK
+    call = Call("udp", 5070)
+    call.to_tag = "b1"
+    ack = parse_message(call.ack())
+    assert isinstance(ack, Request)
+    session.receive_ack(ack)
+    assert events == [CallAcked()]
+    assert [r.method for r in host.requests] == ["BYE"]
+    assert session.state is SessionState.TERMINATING
+    session.bye_completed()
+    assert events[-1] == SessionTerminated("local bye")
+
+
+def test_illegal_session_moves_raise() -> None:
+    _, session, _ = fake_session()
+    session.answer(b"v=0\r\n")
+    with pytest.raises(SessionError, match="can't ring in state ANSWERED"):
+        session.ring()
+    with pytest.raises(SessionError, match="can't reject with status 200"):
+        session.reject(200)
