@@ -213,10 +213,10 @@ class CallSession:
         if self._answered or self.ended:
             return
         self.call.sip_response_code = status
-        self.sip.reject(status, reason)
         final = {486: CallStatus.BUSY, 404: CallStatus.FAILED}.get(status, CallStatus.FAILED)
         self._end_status = final
         self._mark_ended(final, HangupEnd.API)
+        self.sip.reject(status, reason)
 
     async def hangup(self) -> None:
         if self.ended:

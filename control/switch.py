@@ -22,7 +22,8 @@ from control.storage import Storage
 from media.audio import AudioLoader
 from media.engine import MediaEngine
 from media.tts import TtsEngine
-from signaling.session import ServerSession, SipStack
+from signaling.session import ServerSession
+from signaling.stack import SipStack
 
 log = logging.getLogger("voxswitch.switch")
 

@@ -42,7 +42,7 @@ class Interpreter:
             if self.port.ended:
                 return Outcome.END
             log.info("action.start", extra={"call_id": self.port.call.id,
-                                            "action": action.type, "name": action.name})
+                                            "action": action.type, "action_name": action.name})
             outcome = await action.spec.run(action, self.port)
             if outcome is Outcome.END or self.port.ended:
                 return Outcome.END

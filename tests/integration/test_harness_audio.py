@@ -42,7 +42,7 @@ def test_g711_round_trip_keeps_a_tone(pt: int) -> None:
 
 
 def test_g711_rejects_other_payload_types() -> None:
-    with pytest.raises(ValueError, match="not a G.711 payload type: 101"):
+    with pytest.raises(ValueError, match=r"not a G\.711 payload type: 101"):
         g711.decode(b"\x00", 101)
 
 

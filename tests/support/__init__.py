@@ -2,5 +2,6 @@
 
 Modules: `switch` (the switch under test), `callback_app` (a scripted callback server),
 `sipp`, `baresip` (peers), `capture` (tshark on lo), `audio` and `g711` (analysis),
-`fixtures` (pytest fixtures), `ports` and `procs` (plumbing).
+`calls` (a SIPp call under capture, decoded), `fixtures` (pytest fixtures), `ports` and
+`procs` (plumbing).
 """

@@ -167,7 +167,8 @@ def frame_dbfs(pcm: npt.ArrayLike, rate: int = RATE, frame_s: float = FRAME_S) -
     f = frames(pcm, rate, frame_s)
     rms = np.sqrt(np.mean(f * f, axis=1))
     with np.errstate(divide="ignore"):
-        return np.maximum(20 * np.log10(rms / FULL_SCALE), SILENCE_DB)
+        db: FloatArray = np.maximum(20 * np.log10(rms / FULL_SCALE), SILENCE_DB)
+    return db
 
 
 def dominant_frequency(pcm: npt.ArrayLike, rate: int = RATE) -> float:
@@ -225,9 +226,11 @@ def tone_segments(pcm: npt.ArrayLike, freq: float, min_db: float = -40.0,
     return [s for s in spans if s[1] - s[0] >= min_duration - 1e-9]
 
 
-def tone_duration(pcm: npt.ArrayLike, freq: float, **kwargs: float) -> float:
+def tone_duration(pcm: npt.ArrayLike, freq: float, min_db: float = -40.0, rate: int = RATE,
+                  min_fraction: float = 0.5) -> float:
     """Total seconds in which `freq` is present (see tone_segments)."""
-    return sum(end - start for start, end in tone_segments(pcm, freq, **kwargs))
+    spans = tone_segments(pcm, freq, min_db, rate, min_fraction)
+    return float(sum(end - start for start, end in spans))
 
 
 def band_fraction(pcm: npt.ArrayLike, low: float, high: float, rate: int = RATE) -> float:

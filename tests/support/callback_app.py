@@ -143,7 +143,8 @@ def parse_body(raw: bytes, content_type: str) -> Any:
 
 ReplyLike = Reply | Mapping[str, Any] | Sequence[Any] | None
 ScriptFn = Callable[[CallbackRequest], ReplyLike | Awaitable[ReplyLike]]
-Script = ScriptFn | Mapping[str, ReplyLike | list[ReplyLike]] | list[ReplyLike] | None
+# dict values: a reply or a list of replies; list items: replies
+Script = ScriptFn | Mapping[str, Any] | list[Any] | None
 
 
 def as_reply(value: ReplyLike, default: Reply) -> Reply:
@@ -168,6 +169,13 @@ class CallbackApp:
         self._changed: asyncio.Condition | None = None
         self._runner: web.AppRunner | None = None
         self._port = 0
+
+    def set_script(self, script: Script, default: Reply | None = None) -> None:
+        """Replace the script (and the default reply) of a running app."""
+        self.script = list(script) if isinstance(script, list) else script
+        self._per_type.clear()
+        if default is not None:
+            self.default = default
 
     @property
     def url(self) -> str:

@@ -7,7 +7,9 @@
     pcm = rtp_pcm(packets)                     # int16, G.711 decoded by the harness
     assert expert_problems(cap.pcap, sip_ports=[...], rtp_ports=[...]) == []
 
-The capture is bounded (`-a duration:`) and started only once tshark says "Capturing on".
+The capture is bounded (`-a duration:`) and counts as started only when tshark logs
+"Capture started" (dumpcap has the socket open): its earlier "Capturing on" line comes
+~30 ms too soon, and packets sent right after it were missed in tests.
 Analysis runs tshark on the finished file; payloads are decoded with tests/support/g711.py,
 never with the switch's codec. SIP on non-5060 ports and RTP without SDP context are only
 dissected when named with `-d udp.port==N,sip|rtp`, so every reader takes the ports.
@@ -71,7 +73,7 @@ class Capture:
         argv = [tshark_binary(), "-i", interface, "-n", "-f", port_filter(ports),
                 "-a", f"duration:{max(1, round(duration))}", "-w", str(self.pcap)]
         self.process = await start_process(self.name, argv, self.workdir, cwd=self.workdir)
-        if await self.process.stderr.wait_for(r"Capturing on", ready_timeout) is None:
+        if await self.process.stderr.wait_for(r"Capture started", ready_timeout) is None:
             await self.process.stop(term_timeout=2.0)
             raise CaptureError(f"tshark did not start capturing\n{self.process.describe()}")
 
@@ -277,11 +279,15 @@ def expert_problems(pcap: Path, sip_ports: Iterable[int] = (), rtp_ports: Iterab
     SIP dissector is lenient: this catches broken syntax, not semantic SIP errors.
     """
     flt = "(_ws.malformed || _ws.expert.severity >= warning)"
+    src_ports = list(src_ports) if src_ports is not None else None
+    dst_ports = list(dst_ports) if dst_ports is not None else None
+    if src_ports == [] or dst_ports == []:
+        return []
     if src_ports is not None:
-        ports = " ".join(str(p) for p in src_ports)
+        ports = ", ".join(str(p) for p in src_ports)
         flt += f" && (udp.srcport in {{{ports}}} || tcp.srcport in {{{ports}}})"
     if dst_ports is not None:
-        ports = " ".join(str(p) for p in dst_ports)
+        ports = ", ".join(str(p) for p in dst_ports)
         flt += f" && (udp.dstport in {{{ports}}} || tcp.dstport in {{{ports}}})"
     fields = ("frame.number", "udp.srcport", "udp.dstport", "tcp.srcport", "tcp.dstport",
               "_ws.col.Protocol", "_ws.expert.message", "_ws.col.Info")

@@ -69,7 +69,7 @@ def ulaw_encode(pcm: npt.ArrayLike) -> bytes:
     mag = np.minimum(np.minimum(np.abs(x), 8159) + (_BIAS >> 2), 0x1FFF)
     seg = _segment(mag, 5)
     code = (seg << 4) | ((mag >> (seg + 1)) & 0x0F)
-    return ((code ^ mask) & 0xFF).astype(np.uint8).tobytes()
+    return bytes(((code ^ mask) & 0xFF).astype(np.uint8).tobytes())
 
 
 def alaw_encode(pcm: npt.ArrayLike) -> bytes:
@@ -80,4 +80,4 @@ def alaw_encode(pcm: npt.ArrayLike) -> bytes:
     mag = np.minimum(mag, 0xFFF)
     seg = _segment(mag, 4)
     mant = np.where(seg == 0, mag >> 1, mag >> seg) & 0x0F
-    return ((sign | (seg << 4) | mant) ^ 0x55).astype(np.uint8).tobytes()
+    return bytes(((sign | (seg << 4) | mant) ^ 0x55).astype(np.uint8).tobytes())

@@ -9,12 +9,14 @@ pipes never fill and the logs survive for the failure message.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import os
 import re
 import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TextIO
 
 
 class LineTap:
@@ -28,22 +30,33 @@ class LineTap:
         self._task = asyncio.create_task(self._pump(stream))
 
     async def _pump(self, stream: asyncio.StreamReader) -> None:
+        # chunks, not readline(): a status line that only uses '\r' (baresip) must not hit
+        # the StreamReader's line limit and stop the draining
+        pending = ""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         with self.path.open("a", encoding="utf-8", errors="replace") as out:
             try:
-                while True:
-                    raw = await stream.readline()
-                    if not raw:
-                        break
-                    line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                    out.write(line + "\n")
-                    out.flush()
-                    self.lines.append(line)
-                    async with self._changed:
-                        self._changed.notify_all()
+                while chunk := await stream.read(65536):
+                    pending += decoder.decode(chunk).replace("\r\n", "\n")
+                    *complete, pending = pending.replace("\r", "\n").split("\n")
+                    if len(pending) > 65536:
+                        complete.append(pending)
+                        pending = ""
+                    await self._add(complete, out)
             finally:
+                await self._add([pending] if pending else [], out)
                 self.closed.set()
                 async with self._changed:
                     self._changed.notify_all()
+
+    async def _add(self, lines: list[str], out: TextIO) -> None:
+        if not lines:
+            return
+        out.write("".join(line + "\n" for line in lines))
+        out.flush()
+        self.lines.extend(lines)
+        async with self._changed:
+            self._changed.notify_all()
 
     @property
     def text(self) -> str:

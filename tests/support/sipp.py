@@ -111,6 +111,12 @@ class SippResult:
                 f"--- errors ---\n{last(self.errors)}\n--- <log> ---\n{last(self.logs)}\n"
                 f"--- messages ---\n{last(self.messages)}\n--- screen ---\n{last(self.screen)}")
 
+    def logged(self, name: str) -> list[str]:
+        """Values of `<log message="NAME: value"/>` lines, stripped, in order."""
+        prefix = f"{name}:"
+        return [line.split(":", 1)[1].strip() for line in self.logs.splitlines()
+                if line.startswith(prefix)]
+
     def assert_ok(self, calls: int = 1) -> None:
         """Fail (with the traces) unless SIPp exited 0 with `calls` successful calls."""
         if not (self.rc == 0 and self.successful == calls and self.failed == 0):
