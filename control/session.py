@@ -52,6 +52,7 @@ class CallSession:
         self._end_status: CallStatus | None = None
         self._flow_task: asyncio.Task[None] | None = None
         self._finished = asyncio.Event()
+        self._takeover: asyncio.Future[None] | None = None
         self._sdp_version = random.randint(1, 1 << 30)
         self.loop = CallFlowLoop(call, self, switch.callbacks, config)
         self._sdp_session_id = random.randint(1, 1 << 30)
@@ -71,6 +72,10 @@ class CallSession:
             self._flow_task = asyncio.create_task(self.loop.run(), name=f"flow-{self.call.id}")
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flow_task
+            # REST may have stopped the flow to take the call over (HangUp with a
+            # message); the call is then its to end.
+            while self._takeover is not None and not self._takeover.done():
+                await asyncio.wait({self._takeover})
             # A flow that ran out without hanging up cannot happen (the loop asks for more
             # actions), but an ended flow must always end the call.
             if not self._ended.is_set():
@@ -264,6 +269,10 @@ class CallSession:
     # ---- CallControl (REST) ----------------------------------------------------------
 
     async def hangup_with_message(self, message: list[str] | None) -> None:
+        self._takeover = asyncio.ensure_future(self._hangup_with_message(message))
+        await self._takeover
+
+    async def _hangup_with_message(self, message: list[str] | None) -> None:
         await self._stop_flow()
         if message and not self.ended:
             if not self._answered:
