@@ -13,7 +13,9 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from control import logs
 from control.settings import Settings, SettingsError, ensure_api_key, load
@@ -102,12 +104,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"voxswitch: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.log_level)
+    runner: Callable[[Coroutine[Any, Any, int]], int] = asyncio.run
     try:
         import uvloop
 
         runner = uvloop.run
     except ImportError:
-        runner = asyncio.run
+        log.info("uvloop not installed; using the asyncio event loop")
     return runner(serve(settings))
 
 

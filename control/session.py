@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -253,8 +253,9 @@ class CallSession:
             return not self.ended
         done = self.channel.play(pcm)
         ended = asyncio.ensure_future(self._ended.wait())
+        waiters: set[asyncio.Future[Any]] = {done, ended}
         try:
-            await asyncio.wait({done, ended}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
             ended.cancel()
         if not done.done():

@@ -84,9 +84,7 @@ class Switch:
         listen = self.settings.http_listen
         site = web.TCPSite(self._runner, listen.host, listen.port)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets
-        self.http_port = server.sockets[0].getsockname()[1]
+        self.http_port = self._runner.addresses[0][1]
 
     async def _set_default_callback(self, url: str) -> None:
         existing = await self.storage.get_config(None)
