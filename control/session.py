@@ -22,7 +22,15 @@ from control.calls import Call, CallStatus, HangupEnd
 from control.flowconfig import CallFlowConfig
 from media.errors import AudioFetchError, MediaError, UnsupportedVoice
 from signaling import events as sev
-from signaling.sdp import NegotiatedMedia, NotAcceptable, SessionDescription, answer
+from signaling.sdp import (
+    NegotiatedMedia,
+    NotAcceptable,
+    SdpError,
+    SessionDescription,
+    answer,
+    negotiate_answer,
+)
+from signaling.sdp import offer as sdp_offer
 from signaling.session import ServerSession
 
 if TYPE_CHECKING:
@@ -53,6 +61,7 @@ class CallSession:
         self._flow_task: asyncio.Task[None] | None = None
         self._finished = asyncio.Event()
         self._takeover: asyncio.Future[None] | None = None
+        self._late_offer: SessionDescription | None = None
         self._sdp_version = random.randint(1, 1 << 30)
         self.loop = CallFlowLoop(call, self, switch.callbacks, config)
         self._sdp_session_id = random.randint(1, 1 << 30)
@@ -97,12 +106,13 @@ class CallSession:
         self.channel = await self.switch.engine.open_channel()
         offer = self.sip.offer
         if offer is None:
-            # Late offer: our 200 carries the offer; its answer arrives in the ACK. Not
-            # supported yet by the answer path below, so refuse clearly.
-            self.sip.reject(488, "Offerless INVITE not supported")
-            self.call.fail(488, "INVITE without SDP offer is not supported")
-            self._mark_ended(CallStatus.FAILED, HangupEnd.API)
-            return False
+            # Late offer (RFC 3261 §13.2.1): our 200 carries the offer and the ACK the
+            # answer, so media is configured only when the ACK arrives.
+            self._late_offer = sdp_offer(
+                local_host=self.channel.local_host, local_port=self.channel.local_port,
+                session_id=self._sdp_session_id, session_version=self._sdp_version)
+            self._answer_sdp = self._late_offer
+            return True
         try:
             self._answer_sdp, self.media = self._negotiate(offer)
         except NotAcceptable as exc:
@@ -173,6 +183,8 @@ class CallSession:
             self._mark_ended(CallStatus.CANCELED, HangupEnd.CALLER)
         elif isinstance(event, sev.ByeReceived):
             self._mark_ended(CallStatus.COMPLETED, HangupEnd.CALLER)
+        elif isinstance(event, sev.CallAcked) and self._late_offer is not None:
+            self._on_late_answer(event.answer)
         elif isinstance(event, sev.AckTimedOut):
             self.call.fail(408, "no ACK for our 200 OK")
             self._mark_ended(CallStatus.COMPLETED, HangupEnd.API)
@@ -186,6 +198,21 @@ class CallSession:
             self._mark_ended(status, HangupEnd.CALLER)
         if self._ended.is_set() and self.channel is not None:
             self.channel.stop_audio()
+
+    def _on_late_answer(self, sdp: SessionDescription | None) -> None:
+        assert self._late_offer is not None
+        try:
+            if sdp is None:
+                raise SdpError("the ACK carried no SDP answer to our offer")
+            self.media = negotiate_answer(self._late_offer, sdp)
+        except (SdpError, ValueError) as exc:
+            log.info("session.late_answer_refused", extra={"call_id": self.call.id,
+                                                           "detail": str(exc)})
+            self.call.fail(488, f"unusable SDP answer in the ACK: {exc}")
+            self.sip.hangup()
+            self._mark_ended(CallStatus.FAILED, HangupEnd.API)
+            return
+        self._configure_channel(self.media)
 
     def _on_reoffer(self, offer: SessionDescription) -> SessionDescription:
         sdp, media = self._negotiate(offer)  # NotAcceptable → 488, dialog unchanged
@@ -206,13 +233,15 @@ class CallSession:
     async def answer(self) -> None:
         if self._answered or self.ended:
             return
-        assert self._answer_sdp is not None and self.media is not None
-        self._configure_channel(self.media)
+        assert self._answer_sdp is not None
+        if self.media is not None:
+            self._configure_channel(self.media)
         self.sip.answer(str(self._answer_sdp).encode())
         self._answered = True
         self.call.mark_connected()
-        log.info("call.answered", extra={"call_id": self.call.id,
-                                         "codec": self.media.codec.name})
+        log.info("call.answered", extra={
+            "call_id": self.call.id, "late_offer": self._late_offer is not None,
+            "codec": self.media.codec.name if self.media else None})
 
     async def reject(self, status: int, reason: str | None) -> None:
         if self._answered or self.ended:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from tests.support import audio
@@ -27,7 +28,7 @@ async def test_hold_stops_our_rtp_and_resume_restarts_it_with_a_marker(
     assert heard.problems == []
 
     times = [p.time for p in heard.packets]
-    gaps = [(b - a, i) for i, (a, b) in enumerate(zip(times, times[1:], strict=False))]
+    gaps = [(b - a, i) for i, (a, b) in enumerate(itertools.pairwise(times))]
     longest, at = max(gaps)
     assert 1.5 <= longest <= 2.8, longest  # held: nothing sent for about HOLD_MS
     assert heard.packets[at + 1].marker  # the talk-spurt after resume is marked
@@ -35,7 +36,7 @@ async def test_hold_stops_our_rtp_and_resume_restarts_it_with_a_marker(
     # one SSRC, sequence numbers without a break across the hold
     assert len({p.ssrc for p in heard.packets}) == 1
     seqs = [p.seq for p in heard.packets]
-    assert all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:], strict=False))
+    assert all((b - a) % 65536 == 1 for a, b in itertools.pairwise(seqs))
     # the tone plays on both sides of the hold
     split = int((heard.packets[at].time - heard.packets[0].time + 0.02) * 8000)
     assert audio.tone_duration(heard.pcm[:split], 800.0, min_db=-30) > 1.0
