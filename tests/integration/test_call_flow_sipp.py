@@ -10,6 +10,7 @@ from tests.support.callback_app import CallbackApp, Reply
 from tests.support.calls import sipp_call_heard
 from tests.support.fixtures import SwitchFactory
 from tests.support.sipp import SippRunner
+from tests.support.switch import rest
 
 TEXT = "Thank you for calling the voxswitch test line."
 RATE = 8000
@@ -202,8 +203,6 @@ async def test_demo_flow_runs_with_no_callback_configured(
 
 
 async def _call_log(sw: Any, call_id: str) -> dict[str, Any]:
-    from tests.support.switch import rest
-
     async with rest(sw) as http, http.get(f"/v1/History/Logs/Calls/{call_id}") as resp:
         assert resp.status == 200, await resp.text()
         body: dict[str, Any] = await resp.json()
@@ -227,3 +226,21 @@ async def test_offerless_invite_gets_our_offer_and_the_ack_answer_sets_up_media(
     tones = audio.tone_segments(heard.pcm, 1000.0, min_db=-30.0, min_duration=0.5)
     assert len(tones) == 1 and 0.9 <= tones[0][1] - tones[0][0] <= 1.1
     assert (await callback_app.wait_for(type="end_call")).fields["error_code"] is None
+
+
+async def test_answer_on_ring_delays_the_answer_by_whole_rings(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner,
+) -> None:
+    callback_app.set_script({"init_call": Reply.actions([{"type": "HANGUP"}]),
+                             "end_call": Reply(json={})})
+    sw = await switch()
+    async with rest(sw) as http, http.put(
+            "/v1/CallFlows/Configurations/Default",
+            json={"callback": {"url": callback_app.url}, "answer_on_ring": 2}) as resp:
+        assert resp.status == 200, await resp.text()
+    result = await sipp_runner.run("uac_wait_bye.xml", sw.sip_udp, service="1000", timeout=40)
+    result.assert_ok()
+    fields = (await callback_app.wait_for(type="end_call")).fields
+    # one ring (6 s) passes between the callback's answer and the 200 OK
+    assert fields["duration"] - fields["connect_time_sec"] * 1000 >= 6000
+    assert fields["status"] == "completed"
