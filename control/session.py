@@ -93,17 +93,26 @@ class CallSession:
         except Exception:
             log.exception("session.crashed", extra={"call_id": self.call.id})
             self.call.fail(500999, "internal error in the call session")
-            with contextlib.suppress(Exception):
+            try:
                 if self._answered:
                     self.sip.hangup()
                 elif not self._ended.is_set():
                     self.sip.reject(500, "Internal Error")
+            except Exception:
+                log.exception("session.cleanup_failed", extra={"call_id": self.call.id})
             self._mark_ended(CallStatus.FAILED, HangupEnd.API)
         finally:
             await self._finish()
 
     async def _prepare_media(self) -> bool:
-        self.channel = await self.switch.engine.open_channel()
+        try:
+            self.channel = await self.switch.engine.open_channel()
+        except OSError as exc:
+            log.error("session.no_media_port", extra={"call_id": self.call.id,
+                                                      "error": str(exc)})
+            self.call.fail(503, f"no RTP port available: {exc}")
+            await self.reject(503, "No Media Ports Available")
+            return False
         offer = self.sip.offer
         if offer is None:
             # Late offer (RFC 3261 §13.2.1): our 200 carries the offer and the ACK the

@@ -78,9 +78,9 @@ class Dialog:
     @classmethod
     def uas(cls, request: Request, response: Response) -> Dialog:
         """§12.1.1: from the request and our response carrying the To tag (1xx or 2xx)."""
-        target = _contact_uri(request)
-        if target is None:
-            raise ValueError("can't create a dialog: the request has no Contact")
+        # An RFC 2543 peer may leave Contact out (RFC 4475 §3.4 inv2543 must still be
+        # served): its From address is then the only target it gave us.
+        target = _contact_uri(request) or request.from_.uri
         local = response.to
         if not local.tag:
             raise ValueError("can't create a dialog: the response has no To tag")

@@ -68,7 +68,8 @@ class SessionHost(Protocol):
 
     def now(self) -> float: ...
 
-    def respond(self, response: Response, destination: Destination) -> None: ...
+    def respond(self, response: Response, destination: Destination,
+                request: Request | None = None) -> None: ...
 
     def send_request(
         self, session: ServerSession, request: Request, destination: Destination
@@ -223,7 +224,7 @@ class ServerSession:
         if now >= self._give_up_at:
             self._ack_timed_out()
         elif now >= self._retransmit_at:
-            self._host.respond(self._pending_2xx, self._reply_to)
+            self._host.respond(self._pending_2xx, self._reply_to, self.invite)
             self._interval = min(2 * self._interval, self._host.t2)
             self._retransmit_at = now + self._interval
 
@@ -316,12 +317,12 @@ class ServerSession:
             content_type=content_type,
         )
 
-    def _send(self, response: Response) -> None:
-        self._host.respond(response, self._reply_to)
+    def _send(self, response: Response, request: Request | None = None) -> None:
+        self._host.respond(response, self._reply_to, request)
         self._host.pump()
 
     def _reply(self, request: Request, status: int, reason: str | None = None) -> None:
-        self._send(self._response(status, reason, request=request))
+        self._send(self._response(status, reason, request=request), request)
 
     def _emit(self, event: object) -> None:
         if self._on_event is None:

@@ -32,6 +32,7 @@ from .sdp import SessionDescription
 from .session import ServerSession, SessionState
 from .transaction import (
     Event,
+    LocalProtocolError,
     ServerTransaction,
     TimerConfig,
     TransactionLayer,
@@ -128,8 +129,17 @@ class SipStack:
         assert self._loop is not None, "the stack is not started"
         return self._loop.time()
 
-    def respond(self, response: Response, destination: Destination) -> None:
-        if not self.layer.send_response(response, self.now()):
+    def respond(self, response: Response, destination: Destination,
+                request: Request | None = None) -> None:
+        try:
+            sent = self.layer.send_response(response, self.now(), request)
+        except LocalProtocolError:
+            # The transaction already holds a final response the session did not send;
+            # the session must not crash over it, nor take the stack down with it.
+            log.exception("response refused by its transaction",
+                          extra={"status": response.status, "call_id": response.call_id})
+            return
+        if not sent:
             # The transaction is gone (2xx retransmissions after Timer L): send it bare.
             self.layer.send_stateless(response, destination)
 
@@ -295,12 +305,12 @@ class SipStack:
             self._bye_owners.pop(event.key, None)
 
     def _reply(self, request: Request, status: int, reason: str | None = None) -> None:
-        self._send_response(make_response(request, status, reason))
+        self._send_response(make_response(request, status, reason), request)
 
-    def _send_response(self, response: Response) -> None:
+    def _send_response(self, response: Response, request: Request) -> None:
         if "Server" not in response.headers:
             response.headers.add("Server", self.user_agent)
-        if not self.layer.send_response(response, self.now()):
+        if not self.layer.send_response(response, self.now(), request):
             log.warning("no transaction for response %s", response.status)
 
     def _on_request(self, event: RequestReceived) -> None:
@@ -313,10 +323,10 @@ class SipStack:
         accept = INFO_TYPES if request.method == "INFO" else SDP_ONLY
         problem = check_request(request, allowed=ALLOWED, known=KNOWN, accept=accept)
         if problem is not None:
-            self._send_response(problem)
+            self._send_response(problem, request)
             return
         if request.method == "OPTIONS":
-            self._send_response(self._capabilities(request))
+            self._send_response(self._capabilities(request), request)
         elif request.to.tag:
             session = self._dialogs.get(DialogId.of_incoming(request))
             if session is None:
@@ -340,9 +350,6 @@ class SipStack:
         return make_response(request, 200, headers=headers)
 
     def _new_session(self, invite: Request, source: Destination) -> None:
-        if not invite.headers.getall("Contact"):
-            self._reply(invite, 400, "Missing Contact header")
-            return
         try:
             offer = SessionDescription.parse(invite.body) if invite.body else None
         except Exception as exc:  # SdpError by contract; anything else still gets a 400
@@ -372,7 +379,7 @@ class SipStack:
         cancel = event.request
         problem = check_request(cancel, allowed=ALLOWED, known=KNOWN)
         if problem is not None:
-            self._send_response(problem)
+            self._send_response(problem, cancel)
             return
         if event.invite_key is None:
             self._reply(cancel, 481)
@@ -380,13 +387,13 @@ class SipStack:
         session = self._invites.get(event.invite_key)
         # §9.2: the 200 for the CANCEL and the 487 for the INVITE share the To tag.
         to_tag = session.local_tag if session is not None else None
-        self._send_response(make_response(cancel, 200, to_tag=to_tag))
+        self._send_response(make_response(cancel, 200, to_tag=to_tag), cancel)
         if session is not None:
             session.receive_cancel()
             return
         tx = self.layer.get(event.invite_key)
         if isinstance(tx, ServerTransaction) and tx.state is TransactionState.PROCEEDING:
-            self._send_response(make_response(tx.request, 487))
+            self._send_response(make_response(tx.request, 487), tx.request)
 
 
 def _first_line(message: Request | Response) -> str:

@@ -470,9 +470,16 @@ class TransactionLayer:
         self._collect(tx)
         return key
 
-    def send_response(self, response: Response, now: float) -> bool:
-        """Hand a response to the server transaction it belongs to; False if none does."""
-        tx = self._transactions.get(self._response_key(response))
+    def send_response(self, response: Response, now: float,
+                      request: Request | None = None) -> bool:
+        """Hand a response to the server transaction it belongs to; False if none does.
+
+        Pass the `request` it answers when known: a request whose CSeq method differs
+        from its own (answered 400) must not be matched by the response's CSeq method,
+        which would name another transaction (§17.2.3 keys on the request's method).
+        """
+        key = server_key(request) if request is not None else self._response_key(response)
+        tx = self._transactions.get(key)
         if not isinstance(tx, ServerTransaction) or tx.state is TransactionState.TERMINATED:
             return False
         tx.send(response, now)

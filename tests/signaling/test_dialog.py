@@ -68,11 +68,15 @@ def test_uas_dialog_from_1xx_is_early() -> None:
     assert dialog.state is DialogState.CONFIRMED
 
 
-def test_uas_dialog_needs_contact_and_tag() -> None:
+def test_uas_dialog_without_contact_targets_the_from_uri() -> None:
+    # RFC 2543 peers may omit Contact (RFC 4475 inv2543 is valid).
     req = invite()
     req.headers.remove("Contact")
-    with pytest.raises(ValueError, match="no Contact"):
-        Dialog.uas(req, make_response(req, 200, to_tag="b1"))
+    dialog = Dialog.uas(req, make_response(req, 200, to_tag="b1"))
+    assert str(dialog.remote_target) == str(req.from_.uri)
+
+
+def test_uas_dialog_needs_a_to_tag() -> None:
     with pytest.raises(ValueError, match="no To tag"):
         Dialog.uas(invite(), make_response(invite(), 100))
 

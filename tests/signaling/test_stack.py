@@ -634,7 +634,8 @@ class FakeHost:
     def now(self) -> float:
         return self.clock
 
-    def respond(self, response: Response, destination: object) -> None:
+    def respond(self, response: Response, destination: object,
+                request: Request | None = None) -> None:
         self.responses.append((self.clock, response))
 
     def send_request(self, session: ServerSession, request: Request, destination: object) -> None:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import random
 import socket
+from collections import deque
 from pathlib import Path
 
 HOST = "127.0.0.1"
 _LOW, _HIGH = 20000, 32000
+RECENT = 3000
 _handed_out: set[int] = set()
+_order: deque[int] = deque()
 
 
 def _can_bind(port: int, kind: int) -> bool:
@@ -41,9 +44,16 @@ def free_port_block(count: int, align: int = 2) -> int:
         if any(p in _handed_out for p in block):
             continue
         if all(port_is_free(p) for p in block):
-            _handed_out.update(block)
+            _reserve(block)
             return base
     raise RuntimeError(f"no free block of {count} loopback ports in {_LOW}-{_HIGH}")
+
+
+def _reserve(block: range) -> None:
+    _handed_out.update(block)
+    _order.extend(block)
+    while len(_order) > RECENT:
+        _handed_out.discard(_order.popleft())
 
 
 def free_udp_port() -> int:

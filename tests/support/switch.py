@@ -77,7 +77,7 @@ def parse_ready_line(line: str) -> tuple[tuple[str, int], tuple[str, int], str, 
 @asynccontextmanager
 async def running_switch(tmp_path: Path, default_callback: str | None = None,
                          extra_args: Sequence[str] = (), *, api_key: str | None = "test-key",
-                         rtp_port_count: int = 200, name: str = "voxswitch",
+                         rtp_port_count: int = 40, name: str = "voxswitch",
                          ready_timeout: float = READY_TIMEOUT_S,
                          check_exit: bool = True) -> AsyncIterator[RunningSwitch]:
     """Start the switch on 127.0.0.1 with ephemeral ports; stop it (SIGTERM, kill after 8 s).
