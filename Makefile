@@ -43,6 +43,8 @@ bench: install
 	$(PY) bench/engine.py
 	$(PY) bench/sip_parse.py
 	$(PY) bench/memory.py
+	$(PY) bench/dtmf.py
+	$(PY) bench/mixer.py
 
 clean:
 	rm -rf $(VENV) voxswitch-data .pytest_cache

@@ -59,6 +59,26 @@ class CallControl(Protocol):
     async def end(self) -> None:
         """Hang up at once."""
 
+    # LiveCalls Actions. Each returns at once: the call session schedules the work.
+
+    async def collect(self, message: list[str] | None, options: dict[str, Any]) -> None:
+        """Play the optional message items, then collect digits (Collect Digits).
+
+        `options`: callback ({url, method}), num_digits, finish_on_key, timeout (s).
+        """
+
+    async def stop(self, what: str) -> None:
+        """Stop running actions; `what` is a comma-separated list, today "AUDIO"."""
+
+    async def tell(self, message: list[str]) -> None:
+        """Play TTS text, audio URLs and dtmf:// items to this caller only (Tell)."""
+
+    async def inject(self, actions: list[dict[str, Any]]) -> None:
+        """Run these call-flow actions on the call (Inject Actions List)."""
+
+    async def set_session_data(self, data: dict[str, Any]) -> None:
+        """Replace the call's session data (Modify Session Data)."""
+
 
 def iso(ts: datetime | None) -> str | None:
     """ISO 8601 in UTC with milliseconds and a Z, as in the spec's examples."""

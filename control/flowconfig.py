@@ -179,7 +179,8 @@ class CallFlowConfig:
     callback_sms_failover: CallbackTarget | None = None
     answer_on_ring: int = 1
     custom_data: Any = None
-    # set by voxswitch itself (never by the API): a config that seeds others
+    # Template Mapping: replace {{property|default}} in callback responses (the spec's
+    # is_template; off unless the configuration turns it on)
     is_template: bool = False
     created_on: datetime = field(default_factory=utcnow)
     updated_on: datetime = field(default_factory=utcnow)
@@ -195,7 +196,7 @@ class CallFlowConfig:
         """Validate a PUT body.
 
         PUT replaces the whole configuration: omitted fields take their defaults, and
-        only `created_on` (and `is_template`) carry over from `existing`. Unknown fields
+        only `created_on` carries over from `existing`. Unknown fields
         are ignored, so a GET response can be sent back as a PUT body.
         """
         if not isinstance(body, dict):
@@ -213,6 +214,9 @@ class CallFlowConfig:
         custom_data = body.get("custom_data")
         if custom_data is not None and not isinstance(custom_data, dict):
             raise ApiError.validation("custom_data", "must be a JSON object or null")
+        template = body.get("is_template", False)
+        if not isinstance(template, bool):
+            raise ApiError.validation("is_template", "must be true or false")
         now = now or utcnow()
         callback = targets["callback"]
         assert callback is not None  # checked above
@@ -224,7 +228,7 @@ class CallFlowConfig:
             callback_sms_failover=targets["callback_sms_failover"],
             answer_on_ring=rings,
             custom_data=custom_data,
-            is_template=existing.is_template if existing else False,
+            is_template=template,
             created_on=existing.created_on if existing else now,
             updated_on=now,
         )
@@ -243,6 +247,7 @@ class CallFlowConfig:
         out.update(
             answer_on_ring=self.answer_on_ring,
             custom_data=self.custom_data,
+            is_template=self.is_template,
             created_on=iso(self.created_on),
             last_set_on=iso(self.updated_on),
             updated_on=iso(self.updated_on),

@@ -12,16 +12,22 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import deque
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from control.callflow.errors import FetchFailed, NoActions
+from control.callflow.interpreter import compile_actions
 from control.callflow.loop import CallFlowLoop
 from control.calls import Call, CallStatus, HangupEnd
-from control.flowconfig import CallFlowConfig
+from control.flowconfig import CallbackTarget, CallFlowConfig
 from media.errors import AudioFetchError, MediaError, UnsupportedVoice
+from media.events import DigitReceived
 from signaling import events as sev
+from signaling.dtmf_info import parse_dtmf_info
+from signaling.message import Request
 from signaling.sdp import (
     NegotiatedMedia,
     NotAcceptable,
@@ -62,10 +68,14 @@ class CallSession:
         self._finished = asyncio.Event()
         self._takeover: asyncio.Future[None] | None = None
         self._late_offer: SessionDescription | None = None
+        self._digits: deque[str] = deque(maxlen=64)
+        self._digit_event = asyncio.Event()
         self._sdp_version = random.randint(1, 1 << 30)
         self.loop = CallFlowLoop(call, self, switch.callbacks, config)
         self._sdp_session_id = random.randint(1, 1 << 30)
         call.control = RestControl(self)
+        # conferences: the CONFERENCE action finds the service on its FlowContext
+        self.loop.ctx.conferences = getattr(switch, "conferences", None)
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -107,6 +117,7 @@ class CallSession:
     async def _prepare_media(self) -> bool:
         try:
             self.channel = await self.switch.engine.open_channel()
+            self.channel.on_digit = self._on_digit
         except OSError as exc:
             log.error("session.no_media_port", extra={"call_id": self.call.id,
                                                       "error": str(exc)})
@@ -197,6 +208,8 @@ class CallSession:
         elif isinstance(event, sev.AckTimedOut):
             self.call.fail(408, "no ACK for our 200 OK")
             self._mark_ended(CallStatus.COMPLETED, HangupEnd.API)
+        elif isinstance(event, sev.InfoReceived):
+            self._on_info(event.request)
         elif isinstance(event, sev.ReinviteReceived):
             log.info("session.reinvite", extra={"call_id": self.call.id,
                                                 "direction": self.media.direction
@@ -286,26 +299,122 @@ class CallSession:
         except AudioFetchError as exc:
             raise FetchFailed(str(exc)) from None
 
-    async def play(self, pcm: np.ndarray) -> bool:
+    async def play(self, pcm: np.ndarray, *, stop_on_key: bool = False) -> bool:
         if self.ended or self.channel is None or len(pcm) == 0:
             return not self.ended
-        done = self.channel.play(pcm)
-        ended = asyncio.ensure_future(self._ended.wait())
-        waiters: set[asyncio.Future[Any]] = {done, ended}
+        if stop_on_key and self._digits:
+            return False
+        return await self._until_done(self.channel.play(pcm), stop_on_key)
+
+    async def send_dtmf(self, digits: str, *, delay_ms: float, dash_ms: float) -> bool:
+        if self.ended or self.channel is None or not digits:
+            return not self.ended
+        done = self.channel.send_dtmf(digits, gap_ms=int(delay_ms), dash_ms=int(dash_ms))
+        return await self._until_done(done, False)
+
+    async def _until_done(self, done: asyncio.Future[bool], stop_on_key: bool) -> bool:
+        """Wait for a playback future, the end of the call, or (optionally) a key."""
+        assert self.channel is not None
+        waiters: set[asyncio.Future[Any]] = {done, asyncio.ensure_future(self._ended.wait())}
+        if stop_on_key:
+            self._digit_event.clear()
+            waiters.add(asyncio.ensure_future(self._digit_event.wait()))
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            ended.cancel()
+            for w in waiters - {done}:
+                w.cancel()
         if not done.done():
             self.channel.stop_audio()
             return False
         return bool(done.result())
 
-    async def sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ended.wait(), timeout=seconds)
+    async def sleep(self, seconds: float, *, stop_on_key: bool = False) -> None:
+        waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._ended.wait())}
+        if stop_on_key:
+            if self._digits:
+                return
+            self._digit_event.clear()
+            waiters.add(asyncio.ensure_future(self._digit_event.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=seconds)
+        finally:
+            for w in waiters:
+                w.cancel()
 
-    # ---- CallControl (REST) ----------------------------------------------------------
+    def stop_audio(self) -> None:
+        if self.channel is not None:
+            self.channel.stop_audio()
+
+    def media_channel(self) -> Channel | None:
+        """The call's media channel (conferences put it into their mix)."""
+        return self.channel
+
+    # ---- digits ----------------------------------------------------------------------
+
+    def _on_digit(self, event: DigitReceived) -> None:
+        log.info("call.digit", extra={"call_id": self.call.id, "digit": event.digit,
+                                      "source": event.source})
+        self._digits.append(event.digit)
+        self._digit_event.set()
+
+    def _on_info(self, request: Request) -> None:
+        try:
+            digit, duration = parse_dtmf_info(request.content_type or "", request.body)
+        except ValueError as exc:
+            log.info("call.info_ignored", extra={"call_id": self.call.id, "error": str(exc)})
+            return
+        if self.channel is not None:
+            self.channel.receive_info_digit(digit, duration)
+
+    def pending_digit(self) -> bool:
+        return bool(self._digits)
+
+    async def next_digit(self, timeout: float) -> str | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self._digits:
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self.ended:
+                return None
+            self._digit_event.clear()
+            ended = asyncio.ensure_future(self._ended.wait())
+            arrived = asyncio.ensure_future(self._digit_event.wait())
+            try:
+                await asyncio.wait({ended, arrived}, timeout=remaining,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ended.cancel()
+                arrived.cancel()
+        return self._digits.popleft()
+
+    def clear_digits(self) -> None:
+        self._digits.clear()
+
+    # ---- REST --------------------------------------------------------------------------
+
+    async def play_message(self, message: list[str]) -> None:
+        """REST `message` items in order: TTS text, audio URLs, dtmf://digits."""
+        for item in message:
+            if self.ended:
+                return
+            try:
+                if item.startswith(DTMF_PREFIX):
+                    from control.callflow.actions.play import check_dtmf
+
+                    await self.send_dtmf(check_dtmf(item[len(DTMF_PREFIX):], "message"),
+                                         delay_ms=250, dash_ms=250)
+                    continue
+                if item.startswith(AUDIO_PREFIXES):
+                    pcm = await self.audio(item)
+                else:
+                    pcm = await self.speech(item, voice=None, language=None, gender=None)
+            except (NoActions, FetchFailed, MediaError) as exc:
+                log.warning("message.item_failed", extra={"call_id": self.call.id,
+                                                          "item": item, "error": str(exc)})
+                continue
+            if not await self.play(pcm):
+                return
 
     async def hangup_with_message(self, message: list[str] | None) -> None:
         self._takeover = asyncio.ensure_future(self._hangup_with_message(message))
@@ -316,26 +425,19 @@ class CallSession:
         if message and not self.ended:
             if not self._answered:
                 await self.answer()
-            for item in message:
-                try:
-                    pcm = await self.prompt(item)
-                except (NoActions, FetchFailed, MediaError) as exc:
-                    log.warning("hangup.message_failed", extra={"call_id": self.call.id,
-                                                                "item": item, "error": str(exc)})
-                    continue
-                if not await self.play(pcm):
-                    break
+            await self.play_message(message)
         await self.hangup()
 
-    async def prompt(self, item: str) -> np.ndarray:
-        """One REST `message` item: TTS text, an audio URL, or dtmf://digits."""
-        from control.callflow.actions.play import dtmf_audio
+    def inject(self, raw: list[dict[str, Any]], once: CallbackTarget | None = None) -> None:
+        """Replace the running actions (REST inject); ApiError 400001 for bad ones."""
+        from control.api.errors import ApiError
 
-        if item.startswith(DTMF_PREFIX):
-            return dtmf_audio(item[len(DTMF_PREFIX):], 250, 250)
-        if item.startswith(AUDIO_PREFIXES):
-            return await self.audio(item)
-        return await self.speech(item, voice=None, language=None, gender=None)
+        try:
+            actions = compile_actions(raw)
+        except NoActions as exc:
+            raise ApiError.validation("actions", f"are not runnable: {exc.message}") from None
+        if not self.loop.replace(actions, once):
+            raise ApiError.live_call_not_found(self.call.id)
 
     async def end(self) -> None:
         await self._stop_flow()
@@ -345,23 +447,76 @@ class CallSession:
         task = self._flow_task
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self.channel is not None:
             self.channel.stop_audio()
 
 
+def message_actions(message: list[str] | None) -> list[dict[str, Any]]:
+    """REST `message` items as prompt actions (SAY / PLAY url / PLAY dtmf)."""
+    out: list[dict[str, Any]] = []
+    for item in message or []:
+        if item.startswith(DTMF_PREFIX):
+            out.append({"type": "PLAY", "params": {"dtmf": item[len(DTMF_PREFIX):]}})
+        elif item.startswith(AUDIO_PREFIXES):
+            out.append({"type": "PLAY", "params": {"url": item}})
+        else:
+            out.append({"type": "SAY", "params": {"text": item}})
+    return out
+
+
 class RestControl:
-    """Adapts a CallSession to the REST API's CallControl protocol."""
+    """Adapts a CallSession to the REST API's CallControl protocol.
+
+    Every method returns at once; what it starts runs on the call's own tasks.
+    """
 
     def __init__(self, session: CallSession) -> None:
         self._session = session
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._hangup: asyncio.Task[None] | None = None
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def hangup(self, message: list[str] | None = None) -> None:
-        # The REST request returns at once; the message plays and the BYE follows.
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._session.hangup_with_message(message))
+        # The message plays and the BYE follows; the REST request does not wait.
+        if self._hangup is None or self._hangup.done():
+            self._hangup = asyncio.ensure_future(self._session.hangup_with_message(message))
 
     async def end(self) -> None:
         await self._session.end()
+
+    async def collect(self, message: list[str] | None, options: dict[str, Any]) -> None:
+        params = {k: options[k] for k in ("num_digits", "finish_on_key", "timeout")
+                  if options.get(k) is not None}
+        if params.get("timeout") is not None:
+            params["timeout"] = params["timeout"] * 1000  # REST gives seconds, COLLECT ms
+        actions: list[dict[str, Any]] = [{"type": "COLLECT", "name": "rest_collect",
+                                          "params": params,
+                                          "actions": message_actions(message)}]
+        callback = options.get("callback") or {}
+        once = None
+        if callback.get("url"):
+            # The digits go to this URL in one live_call; later callbacks go where they
+            # went before (REST Collect is not a REDIRECT).
+            current = self._session.loop.target
+            once = replace(current, url=callback["url"],
+                           method=str(callback.get("method") or "POST").upper())
+        self._session.inject(actions, once)
+
+    async def stop(self, what: str = "AUDIO") -> None:
+        self._session.stop_audio()
+
+    async def tell(self, message: list[str]) -> None:
+        self._spawn(self._session.play_message(message))
+
+    async def inject(self, actions: list[dict[str, Any]]) -> None:
+        self._session.inject(actions)
+
+    async def set_session_data(self, data: dict[str, Any]) -> None:
+        self._session.call.session_data = data
+        self._session.loop.vars.sync_from_call()

@@ -15,6 +15,7 @@ from control import demo
 from control.api import ApiContext, build_api
 from control.callflow.client import CallbackClient
 from control.calls import Call, CallRegistry, Direction, new_call_id
+from control.conferences import ConferenceService
 from control.flowconfig import CallFlowConfig
 from control.session import CallSession
 from control.settings import Settings
@@ -41,6 +42,7 @@ class Switch:
         self.tts = TtsEngine(settings.cache_dir / "tts")
         self.audio = AudioLoader(settings.cache_dir / "audio", media_dir=settings.media_dir)
         self.engine = MediaEngine(host=settings.sip_listen.host, port_range=settings.rtp_ports)
+        self.conferences = ConferenceService(self.engine)  # conferences: shared by flows + API
         self.stack = SipStack(settings.sip_listen.host, settings.sip_listen.port,
                               on_invite=self._on_invite, user_agent=USER_AGENT)
         self.sessions: set[CallSession] = set()
@@ -76,7 +78,8 @@ class Switch:
     async def _start_http(self) -> None:
         app = web.Application(client_max_size=1 << 20)
         ctx = ApiContext(api_key=self.settings.api_key or "", registry=self.registry,
-                         storage=self.storage, app_id=self.settings.app_id)
+                         storage=self.storage, app_id=self.settings.app_id,
+                         conferences=self.conferences)
         app.add_subapp("/v1", build_api(ctx))
         demo.add_routes(app, lambda: self.http_url)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -5,6 +5,12 @@ call (configure, play, stop, close). Everything per tick lives in `MediaEngine`,
 keeps the channel's send state (SSRC, sequence number, timestamp, marker, payload type)
 in numpy arrays indexed by the channel's slot so that a tick works on all channels at
 once. Garbage from the network is counted in `stats` and dropped; it never raises.
+
+DTMF: inbound RFC 4733 packets go through the channel's `TelephoneEventReceiver`, SIP
+INFO digits come in through `receive_info_digit`, and the engine's in-band detector
+reports per slot; all three meet in the channel's `DigitCombiner`, which calls
+`on_digit` once per press. `send_dtmf` queues RFC 4733 events (sent by the engine in
+place of audio packets) or, without telephone-event, in-band tones as playback.
 """
 
 from __future__ import annotations
@@ -21,11 +27,14 @@ import numpy as np
 import numpy.typing as npt
 
 from . import g711
-from .events import TelephoneEventReceived
+from .digits import DigitCombiner, dtmf_audio, inband_latency
+from .events import DigitReceived, DigitSource, TelephoneEventReceived, TelephoneEventStarted
 from .jitter import JitterBuffer
-from .rtp import TelephoneEvent, is_rtcp, parse_rtcp, unpack_rtp
+from .rtp import DTMF_EVENTS, TelephoneEvent, is_rtcp, parse_rtcp, unpack_rtp
+from .telephone_event import TelephoneEventReceiver, TelephoneEventSender
 
 if TYPE_CHECKING:
+    from .conference import MixGroup
     from .engine import MediaEngine
 
 log = logging.getLogger(__name__)
@@ -33,6 +42,7 @@ log = logging.getLogger(__name__)
 Addr = tuple[str, int]
 _SEQ_TS_SSRC = struct.Struct("!HII")
 TelephoneEventHook = Callable[[TelephoneEventReceived], None]
+DigitHook = Callable[[DigitReceived], None]
 
 
 @dataclass(slots=True)
@@ -67,6 +77,18 @@ class _Playback:
         self.size = len(data)
         self.offset = 0
         self.future = future
+
+
+class _DtmfSend:
+    """One queued RFC 4733 `send_dtmf()`: its packet plan, completion future, and the
+    RTP timestamp of the event being sent (fixed at the event's first packet)."""
+
+    __slots__ = ("future", "sender", "timestamp")
+
+    def __init__(self, sender: TelephoneEventSender, future: asyncio.Future[bool]) -> None:
+        self.sender = sender
+        self.future = future
+        self.timestamp = 0
 
 
 class _RtpProtocol(asyncio.DatagramProtocol):
@@ -127,6 +149,15 @@ class Channel:
         self._receive = False
         self._silence_in = bytes([g711.ULAW_SILENCE]) * self._frame_bytes
         self._closed = False
+        # DTMF. In-band detection is on by default even with telephone-event: phones
+        # that negotiate it do not always send it (see `media.digits` for the merge).
+        self._on_digit: DigitHook | None = None
+        self._inband_dtmf = True
+        self._detect_inband = False  # set by the engine: in its detection set now
+        self._te_rx = TelephoneEventReceiver()
+        self._digits = DigitCombiner(latency={DigitSource.INBAND: inband_latency(engine.jitter_ms)})
+        self._dtmf_out: deque[_DtmfSend] = deque()
+        self._mix_group: MixGroup | None = None  # set by MixGroup.add/remove
 
     def __repr__(self) -> str:
         return f"<Channel {self.local_host}:{self.local_port} slot={self._slot}>"
@@ -143,6 +174,11 @@ class Channel:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def mix_group(self) -> MixGroup | None:
+        """The conference mix this channel is a member of, if any."""
+        return self._mix_group
 
     @property
     def remote(self) -> Addr | None:
@@ -162,6 +198,77 @@ class Channel:
     def sending(self) -> bool:
         """True while configured with send=True (and not closed)."""
         return self._send and not self._closed
+
+    @property
+    def on_digit(self) -> DigitHook | None:
+        """Called on the loop thread with each `DigitReceived`, once per key press
+        whichever forms it arrived in (RFC 4733, in-band, SIP INFO). Exceptions are
+        logged, never raised into the engine. In-band detection runs only while set."""
+        return self._on_digit
+
+    @on_digit.setter
+    def on_digit(self, hook: DigitHook | None) -> None:
+        self._on_digit = hook
+        self._engine._inband_changed(self)
+
+    @property
+    def inband_dtmf(self) -> bool:
+        """Whether to detect DTMF tones in the inbound audio (default True)."""
+        return self._inband_dtmf
+
+    @inband_dtmf.setter
+    def inband_dtmf(self, enabled: bool) -> None:
+        self._inband_dtmf = bool(enabled)
+        self._engine._inband_changed(self)
+
+    def receive_info_digit(
+        self, digit: str, duration_ms: int | None = None
+    ) -> DigitReceived | None:
+        """A digit from a SIP INFO request (see `signaling.dtmf_info`); returns what was
+        passed to `on_digit`, or None (a duplicate, no hook, or closed).
+
+        The duration is not used for merging; it is accepted so that the control layer
+        hands over what the INFO said.
+        """
+        key = digit.upper() if len(digit) == 1 else ""
+        if not key or key not in DTMF_EVENTS:
+            raise ValueError(f"not a DTMF digit: {digit!r} (accepted: 0-9 * # A-D)")
+        if duration_ms is not None and duration_ms < 0:
+            raise ValueError(f"DTMF duration must not be negative, got {duration_ms}")
+        if self._closed:
+            return None
+        return self._report_digit(key, DigitSource.INFO, self._engine._loop().time())
+
+    def send_dtmf(
+        self, digits: str, *, tone_ms: int = 100, gap_ms: int = 250, dash_ms: int = 250
+    ) -> asyncio.Future[bool]:
+        """Send a dial string: 0-9 * # A-D, "-" for `dash_ms` of pause, spaces ignored.
+
+        With telephone-event negotiated, as RFC 4733 events: they start on the next tick
+        and replace the audio while each event is sent (audio resumes between digits,
+        timestamps continuous). Otherwise as in-band tones at -10 dBm0 per frequency,
+        queued after current playback like `play()`. The future is True once all was
+        sent, False if `stop_audio()` or `close()` came first. Raises `ValueError` on a
+        bad string.
+        """
+        if self._te_pt is None:
+            return self.play(dtmf_audio(digits, tone_ms=tone_ms, gap_ms=gap_ms, dash_ms=dash_ms))
+        sender = TelephoneEventSender(
+            digits,
+            tone_ms=tone_ms,
+            gap_ms=gap_ms,
+            dash_ms=dash_ms,
+            ptime_ms=round(self._engine.ptime * 1000),
+        )
+        future: asyncio.Future[bool] = self._engine._loop().create_future()
+        if self._closed or sender.done:
+            future.set_result(not self._closed)
+            return future
+        job = _DtmfSend(sender, future)
+        self._dtmf_out.append(job)
+        future.add_done_callback(lambda _: self._abort_dtmf(job))
+        self._engine._dtmf_changed(self)
+        return future
 
     def configure(
         self,
@@ -197,6 +304,8 @@ class Channel:
             self._silence_in = bytes([g711.SILENCE_CODES[payload_type]]) * self._frame_bytes
         self._pt = payload_type
         self._te_pt = telephone_event_pt
+        if telephone_event_pt is None and self._dtmf_out:
+            self._drop_dtmf()
         self._send = send and remote[0] not in ("0.0.0.0", "::") and remote[1] != 0
         self._receive = receive
         if not receive:
@@ -229,11 +338,18 @@ class Channel:
         return future
 
     def stop_audio(self) -> None:
-        """Stop current and queued playback; their futures resolve False."""
+        """Stop current and queued playback and DTMF; their futures resolve False.
+
+        An RFC 4733 event under way still gets its end packets.
+        """
         queue, self._queue = self._queue, deque()
         for item in queue:
             if not item.future.done():
                 item.future.set_result(False)
+        for job in list(self._dtmf_out):
+            if not job.future.done():
+                job.future.set_result(False)
+            self._abort_dtmf(job)
         if not self._closed:
             self._engine._playing_changed(self)
 
@@ -246,12 +362,14 @@ class Channel:
         if self._closed:
             return
         self.stop_audio()
+        self._drop_dtmf()
         self._engine._sync_stats(self)
         self._closed = True
         self._send = False
         self._engine._detach(self)
         self._jb.reset()
         self.on_telephone_event = None
+        self._on_digit = None
         for transport in (self._transport, self._rtcp_transport):
             if transport is not None:
                 transport.close()
@@ -269,6 +387,46 @@ class Channel:
             item.future.set_result(True)
         self._engine._playing_changed(self)
         return frame
+
+    def _dtmf_finished(self) -> None:
+        # Called by the engine on the tick that sent the head job's last packet.
+        job = self._dtmf_out.popleft()
+        if not job.future.done():
+            job.future.set_result(True)
+        self._engine._dtmf_changed(self)
+
+    def _abort_dtmf(self, job: _DtmfSend) -> None:
+        # Stopped, or the awaiter gave up: cut the plan short (an event under way still
+        # sends its end packets, so the job stays until the engine finishes it).
+        if job not in self._dtmf_out:
+            return
+        job.sender.stop()
+        if job.sender.done:
+            self._dtmf_out.remove(job)
+            if not self._closed:
+                self._engine._dtmf_changed(self)
+
+    def _drop_dtmf(self) -> None:
+        queue, self._dtmf_out = self._dtmf_out, deque()
+        for job in queue:
+            if not job.future.done():
+                job.future.set_result(False)
+        if not self._closed:
+            self._engine._dtmf_changed(self)
+
+    def _report_digit(self, digit: str, source: DigitSource, at: float) -> DigitReceived | None:
+        hook = self._on_digit
+        if hook is None:
+            return None
+        received = self._digits.report(digit, source, at)
+        if received is None:
+            return None
+        try:
+            hook(received)
+        except Exception:
+            # A bug in the control layer must not take down the receive path or the tick.
+            log.exception("on_digit hook failed on %r", self)
+        return received
 
     def _playback_done(self, item: _Playback) -> None:
         if item in self._queue:
@@ -331,8 +489,16 @@ class Channel:
         if self._latch_pending:
             self._latch_to(addr)
         self._stats.telephone_events += 1
+        if not self._receive:
+            return
+        # The receiver follows every event, hook or not, so that a hook set mid-event
+        # does not hear that event's end packets as a new press.
+        now = self._engine._loop().time()
+        for happened in self._te_rx.feed(seq, ts, marker, ssrc, event, now):
+            if type(happened) is TelephoneEventStarted and happened.event < 16:
+                self._report_digit(DTMF_EVENTS[happened.event], DigitSource.RFC4733, now)
         hook = self.on_telephone_event
-        if hook is None or not self._receive:
+        if hook is None:
             return
         received = TelephoneEventReceived(
             event=event.event,

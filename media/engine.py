@@ -7,11 +7,18 @@ numpy call covers every channel. A tick (`tick(now)`) does, across all channels:
 
 1. gather: one frame per receiving channel from its jitter buffer, joined into one
    (N, 160) uint8 array and decoded with the G.711 tables into `pcm_in` (N, 160) int16;
-2. detect: each registered hook gets (channels, pcm_in) — DTMF, VAD, recorder;
+2. detect: the in-band DTMF detector runs over the rows of channels that want digits
+   and received audio this tick (one batched call); then each registered hook gets
+   (channels, pcm_in) — VAD, recorder;
 3. route: each channel's output is the next frame of its playback queue, or silence;
+   then, while any mix group has members, the conference mixer (`media.dsp.mixer`)
+   adds to each listening member's row the sum of its group's other talkers (one
+   batch for all groups, see `media.conference`);
 4. encode per codec into the payload column of a structured (N,) packet array whose
    big-endian header fields are written as whole columns, then cut the array's bytes
-   into datagrams and send each from its channel's socket.
+   into datagrams and send each from its channel's socket. A channel sending RFC 4733
+   DTMF has its datagram replaced by this tick's telephone-event packet (same SSRC and
+   sequence space; the event's own timestamp).
 
 Python work per channel per tick is one jitter-buffer pop (only while receiving), one
 bytes slice per playing channel and one slice plus `sendto` per sending channel;
@@ -24,21 +31,25 @@ than run in a burst; RTP timestamps still advance by the skipped time.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import random
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from . import g711
-from .channel import Addr, Channel, _Playback, _RtcpProtocol, _RtpProtocol
+from .channel import Addr, Channel, _DtmfSend, _Playback, _RtcpProtocol, _RtpProtocol
+from .conference import MixGroup, MixGroups
+from .events import DigitSource
 from .jitter import JitterBuffer
+from .rtp import pack_header
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +61,33 @@ keep. A row is silence when its channel received nothing (A-law silence decodes 
 """
 
 _CODEC_ORDER = (g711.PCMU, g711.PCMA)
+
+
+class DtmfDetectorLike(Protocol):
+    """The batched in-band DTMF detector's interface (`media.dsp.dtmf.DtmfDetector`).
+
+    State is per row; the engine's rows are channel slots. `process` returns
+    (row, digit) once per press, at its onset. An optional `move(src, dst)` copies a
+    row's state when the engine moves a channel to another slot.
+    """
+
+    def process(
+        self, pcm: npt.NDArray[np.int16], rows: npt.NDArray[np.intp] | None
+    ) -> list[tuple[int, str]]: ...
+
+    def reset(self, row: int) -> None: ...
+
+    def ensure_capacity(self, n: int) -> None: ...
+
+
+def _default_dtmf_detector() -> DtmfDetectorLike | None:
+    try:
+        from .dsp.dtmf import DtmfDetector
+    except ImportError:
+        log.warning("media.dsp.dtmf is not available: no in-band DTMF detection")
+        return None
+    detector: DtmfDetectorLike = DtmfDetector(capacity=64)
+    return detector
 
 
 @dataclass(slots=True)
@@ -100,7 +138,9 @@ class MediaEngine:
         jitter_ms: int = 60,
         late_threshold_ms: float | None = None,
         max_behind: int = 3,
+        dtmf_detector: DtmfDetectorLike | None = None,
     ) -> None:
+        """`dtmf_detector` is for tests; by default the engine makes its own."""
         if ptime_ms <= 0 or 8 * ptime_ms > 65535:
             raise ValueError("ptime_ms out of range")
         lo, hi = port_range
@@ -138,6 +178,11 @@ class MediaEngine:
         self._task: asyncio.Task[None] | None = None
         self._loop_ref: asyncio.AbstractEventLoop | None = None
         self._pcm_in_zero = True
+        # DTMF: channels with in-band detection on, and those sending RFC 4733 events.
+        self._dtmf = dtmf_detector if dtmf_detector is not None else _default_dtmf_detector()
+        self._inband: set[Channel] = set()
+        self._te_tx: dict[Channel, _DtmfSend] = {}
+        self._mixing = MixGroups(self.samples, self._loop)
         self._capacity = 0
         self._alloc(64)
 
@@ -163,6 +208,15 @@ class MediaEngine:
     def channels(self) -> Sequence[Channel]:
         """The open channels, in slot order."""
         return self._channels
+
+    def create_mix_group(self) -> MixGroup:
+        """A new, empty conference mix; see `media.conference.MixGroup`."""
+        return self._mixing.create()
+
+    @property
+    def mix_groups(self) -> Mapping[int, MixGroup]:
+        """The open mix groups, by id."""
+        return self._mixing.groups
 
     def add_detect_hook(self, hook: DetectHook) -> None:
         self.detect_hooks.append(hook)
@@ -263,8 +317,12 @@ class MediaEngine:
                 return []
             if self._groups_dirty:
                 self._regroup(n)
-            self._gather(n)
-            return self._packetise(n, self._route(n))
+            self._gather(n, now)
+            played = bool(self._playing)  # before route ends this tick's last frames
+            pcm_out = self._route(n)
+            if self._mixing.active:
+                pcm_out = self._mix(n, pcm_out, played)
+            return self._packetise(n, pcm_out)
         finally:
             cost = (time.perf_counter() - t0) * 1e6
             stats = self.stats
@@ -279,19 +337,23 @@ class MediaEngine:
 
     # --- tick stages ---
 
-    def _gather(self, n: int) -> None:
+    def _gather(self, n: int, now: float) -> None:
         rx = self._rx_active
         pcm_in = self._pcm_in[:n]
         decoded = bool(rx)
+        detect_rows: list[int] = []
         if decoded:
             frames = self._in_frames
             idle = []
+            detecting = bool(self._inband)
             for channel, jb in rx.items():
                 frame = jb.pop()
                 if frame is None:
                     frame = channel._silence_in
                     if jb.idle:
                         idle.append(channel)
+                elif detecting and channel._detect_inband:
+                    detect_rows.append(channel._slot)
                 frames[channel._slot] = frame
             for channel in idle:
                 del rx[channel]
@@ -306,6 +368,8 @@ class MediaEngine:
         elif not self._pcm_in_zero:
             pcm_in.fill(0)
         self._pcm_in_zero = not decoded
+        if detect_rows:
+            self._detect_dtmf(pcm_in, detect_rows, now)
         if self.detect_hooks:
             channels = self._channels
             for hook in tuple(self.detect_hooks):
@@ -313,6 +377,17 @@ class MediaEngine:
                     hook(channels, pcm_in)
                 except Exception:
                     log.exception("detect hook %r failed", hook)
+
+    def _detect_dtmf(self, pcm_in: npt.NDArray[np.int16], rows: list[int], now: float) -> None:
+        assert self._dtmf is not None  # channels detect only when there is a detector
+        try:
+            hits = self._dtmf.process(pcm_in, np.array(rows, dtype=np.intp))
+        except Exception:
+            log.exception("in-band DTMF detector failed")
+            return
+        channels = self._channels
+        for row, digit in hits:
+            channels[row]._report_digit(digit, DigitSource.INBAND, now)
 
     def _route(self, n: int) -> npt.NDArray[np.int16]:
         frames = self._out_frames
@@ -343,7 +418,16 @@ class MediaEngine:
         # A join of prepared byte frames is far cheaper than N row copies into an array.
         return np.frombuffer(b"".join(frames), dtype=np.int16).reshape(n, self.samples)
 
+    def _mix(self, n: int, routed: npt.NDArray[np.int16], played: bool) -> npt.NDArray[np.int16]:
+        # Members hear their mix plus their own playback (the routed frame; silence when
+        # not playing, so the addition is skipped while nothing played at all).
+        out = self._pcm_out[:n]
+        np.copyto(out, routed)
+        self._mixing.render(self._pcm_in[:n], out, add_out=played)
+        return out
+
     def _packetise(self, n: int, pcm_out: npt.NDArray[np.int16]) -> list[bytes]:
+        events = self._event_packets() if self._te_tx else None
         pkt = self._pkt[:n]
         payload = pkt["payload"]
         codes = pcm_out.view(np.uint16)
@@ -374,9 +458,35 @@ class MediaEngine:
             seq[rows] += 1
             marker[rows] = False
             self._pkts_out[rows] += 1
+        if events:
+            tx_rows = self._tx_rows
+            for slot, data in events:
+                datagrams[slot if tx_rows is None else bisect.bisect_left(tx_rows, slot)] = data
         # RTP timestamps follow the clock whether or not anything is sent (RFC 3550 §5.1).
         self._ts[:n] += np.uint32(self.samples)
         return datagrams
+
+    def _event_packets(self) -> list[tuple[int, bytes]]:
+        # This tick's RFC 4733 packets of the channels sending DTMF (all are sending), as
+        # (slot, datagram), taking the sequence number their audio packet would have had.
+        out = []
+        finished = []
+        for channel, job in self._te_tx.items():
+            packet = job.sender.tick()
+            te_pt = channel._te_pt
+            if packet is not None and te_pt is not None:
+                slot = channel._slot
+                if packet.start:
+                    job.timestamp = int(self._ts[slot])
+                header = pack_header(
+                    te_pt, packet.marker, int(self._seq[slot]), job.timestamp, channel._stats.ssrc
+                )
+                out.append((slot, header + packet.payload))
+            if job.sender.done:
+                finished.append(channel)
+        for channel in finished:
+            channel._dtmf_finished()
+        return out
 
     def _transmit(self, datagrams: list[bytes]) -> None:
         rows = self._tx_rows
@@ -412,8 +522,11 @@ class MediaEngine:
         self._sending: npt.NDArray[np.bool_] = _grown(self, "_sending", np.bool_, capacity, n)
         self._pkts_out: npt.NDArray[np.int64] = _grown(self, "_pkts_out", np.int64, capacity, n)
         self._pcm_in: npt.NDArray[np.int16] = np.zeros((capacity, self.samples), np.int16)
+        self._pcm_out: npt.NDArray[np.int16] = np.zeros((capacity, self.samples), np.int16)
         self._pcm_in_zero = True
         self._capacity = capacity
+        if self._dtmf is not None:
+            self._dtmf.ensure_capacity(capacity)
 
     _SLOT_ARRAYS = ("_seq", "_ts", "_pt", "_marker", "_sending", "_pkts_out", "_codec", "_pkt")
 
@@ -446,6 +559,12 @@ class MediaEngine:
         if self._sending[slot]:
             self._sending[slot] = False
             self._n_sending -= 1
+        self._te_tx.pop(channel, None)
+        if channel._mix_group is not None:
+            channel._mix_group.remove(channel)
+        if channel._detect_inband:
+            channel._detect_inband = False
+            self._inband.discard(channel)
         if self._in_tick:
             # A hook closed a channel mid-tick: keep slots stable until the tick ends.
             self._deferred_detach.append(channel)
@@ -464,6 +583,8 @@ class MediaEngine:
             self._sendto[slot] = self._sendto[last]
             self._dests[slot] = self._dests[last]
             moved._slot = slot
+            if self._dtmf is not None:
+                self._move_detector_row(last, slot)
         self._channels.pop()
         self._in_frames.pop()
         self._out_frames.pop()
@@ -471,6 +592,7 @@ class MediaEngine:
         self._dests.pop()
         channel._slot = -1
         self._groups_dirty = True
+        self._mixing.slots_moved()
         self.stats.channels = len(self._channels)
 
     def _regroup(self, n: int) -> None:
@@ -515,6 +637,46 @@ class MediaEngine:
         if not channel._receive:
             self._rx_active.pop(channel, None)
         self._playing_changed(channel)
+        self._dtmf_changed(channel)
+        self._inband_changed(channel)
+
+    def _move_detector_row(self, src: int, dst: int) -> None:
+        # Detector state is per row and must follow its channel: a reset would report a
+        # key held across the move a second time. `move` is optional in the interface;
+        # without it the row starts over (at worst, that one press is reported twice).
+        assert self._dtmf is not None
+        move = getattr(self._dtmf, "move", None)
+        if move is not None:
+            move(src, dst)
+        else:
+            self._dtmf.reset(dst)
+
+    def _dtmf_changed(self, channel: Channel) -> None:
+        # Like playback, RFC 4733 DTMF advances only while the channel sends.
+        if channel._dtmf_out and channel._send and channel._slot >= 0:
+            self._te_tx[channel] = channel._dtmf_out[0]
+        else:
+            self._te_tx.pop(channel, None)
+
+    def _inband_changed(self, channel: Channel) -> None:
+        # Detect only where someone listens for digits: idle calls cost nothing.
+        on = (
+            self._dtmf is not None
+            and channel._inband_dtmf
+            and channel._on_digit is not None
+            and channel._receive
+            and channel._slot >= 0
+            and not channel._closed
+        )
+        if on == channel._detect_inband:
+            return
+        channel._detect_inband = on
+        if on:
+            assert self._dtmf is not None
+            self._dtmf.reset(channel._slot)
+            self._inband.add(channel)
+        else:
+            self._inband.discard(channel)
 
     def _set_destination(self, channel: Channel) -> None:
         if channel._slot >= 0:

@@ -28,6 +28,7 @@ from enum import Enum
 from typing import Protocol
 
 from .dialog import Dialog
+from .dtmf_info import DtmfInfoError, parse_dtmf_info
 from .events import (
     AckTimedOut,
     ByeReceived,
@@ -264,6 +265,13 @@ class ServerSession:
         elif method == "INVITE":
             self._receive_reinvite(request)
         elif method == "INFO":
+            if request.body:
+                try:
+                    parse_dtmf_info(request.content_type or "", request.body)
+                except DtmfInfoError as exc:
+                    # An unreadable digit is the peer's fault: say so (RFC 6086 §4.2).
+                    self._reply(request, exc.status_code, str(exc)[:80])
+                    return
             self._reply(request, 200)
             self._emit(InfoReceived(request))
         else:

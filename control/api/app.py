@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from control.api import callflows, history, livecalls, openapi
+from control.api import callflows, conferences, history, liveactions, livecalls, openapi
 from control.api.context import CONTEXT, ApiContext
 from control.api.errors import ApiError, new_ref_id
 from control.api.routing import ROUTES, Handler, Route, RouteTable
@@ -26,7 +26,9 @@ log = logging.getLogger("control.api")
 # One table per resource module; a new resource is a new module listed here.
 RESOURCES: tuple[RouteTable, ...] = (
     callflows.routes,
+    conferences.routes,  # before livecalls: /LiveCalls/Conferences is not a call id
     livecalls.routes,
+    liveactions.routes,
     history.routes,
     openapi.routes,
 )

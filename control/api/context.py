@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from control.calls import CallRegistry
+from control.conferences import ConferenceService
 from control.storage import Storage
 
 
@@ -18,6 +19,8 @@ class ApiContext:
     registry: CallRegistry
     storage: Storage
     app_id: str
+    # live conferences (LiveCalls/Conferences); None: the API shows none
+    conferences: ConferenceService | None = None
 
 
 CONTEXT = web.AppKey("voxswitch_api_context", ApiContext)

@@ -17,6 +17,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import aiohttp
 
 from control.callflow import payload
+from control.callflow.ccml import parse_ccml
 from control.callflow.errors import (
     CallbackEnded,
     CallbackFailed,
@@ -96,6 +97,25 @@ class CallbackClient:
             log.warning("callback.notify_failed", extra={"call_id": call_id,
                                                          "detail": _describe(attempt)})
 
+    async def webhook(self, target: CallbackTarget, body: dict[str, Any], call_id: str
+                      ) -> tuple[bool, Any]:
+        """Send a WEBHOOK request: (2xx?, the JSON response body or None)."""
+        attempt = Attempt(url=target.url)
+        result = await self._send(target, body, attempt, call_id)
+        if result is None:
+            log.warning("webhook.failed", extra={"call_id": call_id,
+                                                 "event_name": body.get("event_name"),
+                                                 "detail": _describe(attempt)})
+            return False, None
+        _, ctype, raw = result
+        if "json" not in ctype.lower() or not raw.strip():
+            return True, None
+        try:
+            return True, json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            log.warning("webhook.bad_json", extra={"call_id": call_id, "error": str(exc)})
+            return True, None
+
     async def _send(
         self, tgt: CallbackTarget, body: dict[str, Any], attempt: Attempt, call_id: str
     ) -> tuple[int, str, bytes] | None:
@@ -145,8 +165,20 @@ def minimised_size(raw: bytes) -> int:
     return len(_WS.sub(b"", raw))
 
 
+def is_ccml(content_type: str, raw: bytes) -> bool:
+    """XML media types (application/xml, text/xml, …+xml) are CCML; so is a body that
+    opens with `<` when the type is not JSON (a static file served as text/plain)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media in ("application/xml", "text/xml") or media.endswith("+xml"):
+        return True
+    return "json" not in media and raw.lstrip()[:1] == b"<"
+
+
 def parse_actions(raw: bytes, content_type: str, call_id: str = "") -> list[dict[str, Any]]:
-    """Parse a callback response body into its list of actions."""
+    """Parse a callback response body, JSON or CCML, into its list of actions.
+
+    The size limits apply to both, measured on the body with all whitespace removed.
+    """
     size = minimised_size(raw)
     if size > HARD_LIMIT:
         raise ResponseTooLarge(
@@ -156,9 +188,8 @@ def parse_actions(raw: bytes, content_type: str, call_id: str = "") -> list[dict
     if size > SOFT_LIMIT:
         log.warning("callback.soft_limit", extra={"call_id": call_id, "bytes": size,
                                                   "soft_limit": SOFT_LIMIT})
-    if "xml" in content_type.lower():
-        raise NoActions("XML (CCML) callback responses are not supported by this version; "
-                        "answer with application/json")
+    if is_ccml(content_type, raw):
+        return parse_ccml(raw)
     try:
         doc = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -167,8 +198,8 @@ def parse_actions(raw: bytes, content_type: str, call_id: str = "") -> list[dict
     if not isinstance(actions, list) or not actions:
         raise NoActions("callback response has no 'actions' array with at least one action")
     for i, action in enumerate(actions):
-        if not isinstance(action, dict) or not isinstance(action.get("type"), str):
-            raise NoActions(f"action {i} is not an object with a string 'type'")
+        if not isinstance(action, dict):
+            raise NoActions(f"action {i} is not an object")
     return actions
 
 

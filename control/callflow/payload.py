@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import urlencode
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, quoteattr
 
 from control.calls import Call, iso
 
@@ -75,23 +76,66 @@ def flatten_for_query(body: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def _xml_value(value: Any) -> str:
-    if value is None:
-        return ""
+_XML_NAME = re.compile(r"[A-Za-z_][\w.-]*\Z")
+_XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+XML_TYPES = ("application/xml", "text/xml")
+
+
+def _xml_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    # characters XML 1.0 cannot carry become U+FFFD; \r is escaped so that it survives
+    return escape(_XML_BAD.sub("\ufffd", str(value)), {"\r": "&#13;"})
+
+
+def _xml_element(tag: str, value: Any) -> str:
+    """One field as an element: objects nest, arrays repeat <item>, null is nil="true".
+
+    A key that is not an XML name (custom data may hold any) is written
+    <entry key="…">.
+    """
+    if _XML_NAME.match(tag) and not tag.lower().startswith("xml"):
+        open_, close = tag, tag
+    else:
+        open_, close = f"entry key={quoteattr(_XML_BAD.sub(chr(0xFFFD), tag))}", "entry"
+    if value is None:
+        return f'<{open_} nil="true"/>'
     if isinstance(value, dict):
-        return "".join(f"<{k}>{_xml_value(v)}</{k}>" for k, v in value.items())
-    if isinstance(value, list):
-        return "".join(f"<item>{_xml_value(v)}</item>" for v in value)
-    return escape(str(value))
+        inner = "".join(_xml_element(str(k), v) for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        inner = "".join(_xml_element("item", v) for v in value)
+    else:
+        inner = _xml_text(value)
+    return f"<{open_}>{inner}</{close}>" if inner else f"<{open_}/>"
+
+
+def encode_xml(body: dict[str, Any]) -> bytes:
+    """The callback body as `<Request>` with one element per field (README: CCML)."""
+    fields = "".join(_xml_element(k, v) for k, v in body.items())
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<Request>{fields}</Request>'.encode()
+
+
+def media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
 
 
 def encode(body: dict[str, Any], content_type: str) -> bytes:
     """Encode a callback body for a POST with the configured content type."""
-    if content_type == "application/x-www-form-urlencoded":
+    media = media_type(content_type)
+    if media == "application/x-www-form-urlencoded":
         return urlencode(flatten_for_query(body)).encode()
-    if content_type == "application/xml":
-        xml = f"<request>{_xml_value(body)}</request>"
-        return ('<?xml version="1.0" encoding="UTF-8"?>' + xml).encode()
+    if media in XML_TYPES or media.endswith("+xml"):
+        return encode_xml(body)
     return json.dumps(body, separators=(",", ":")).encode()
+
+
+def webhook_fields(
+    call: Call, event_name: str, webhook_data: Any, kind: str = "live_call"
+) -> dict[str, Any]:
+    """A WEBHOOK action's request: the callback fields plus is_webhook, event_name and
+    webhook_data (spec: Callback Request // Voice, "webhook" rows)."""
+    body = callback_fields(call, kind)
+    body["is_webhook"] = True
+    body["event_name"] = event_name
+    body["webhook_data"] = webhook_data
+    return body

@@ -41,8 +41,24 @@ class CallPort(Protocol):
     async def audio(self, url: str) -> np.ndarray:
         """Fetch and decode an audio URL (raises FetchFailed)."""
 
-    async def play(self, pcm: np.ndarray) -> bool:
-        """Play audio to the caller; True when it played to the end."""
+    async def play(self, pcm: np.ndarray, *, stop_on_key: bool = False) -> bool:
+        """Play audio to the caller; True when it played to the end (False: stopped by
+        STOP, a key press when `stop_on_key`, or the end of the call)."""
 
-    async def sleep(self, seconds: float) -> None:
-        """Wait, keeping the line open."""
+    async def send_dtmf(self, digits: str, *, delay_ms: float, dash_ms: float) -> bool:
+        """Send DTMF (RFC 4733 when negotiated, else tones); True when all were sent."""
+
+    async def sleep(self, seconds: float, *, stop_on_key: bool = False) -> None:
+        """Wait, keeping the line open (a key press ends it early when `stop_on_key`)."""
+
+    def stop_audio(self) -> None:
+        """Stop what is playing (STOP AUDIO)."""
+
+    def pending_digit(self) -> bool:
+        """True when a key press is waiting to be collected."""
+
+    async def next_digit(self, timeout: float) -> str | None:
+        """The next key press, waiting up to `timeout` seconds; None on timeout or end."""
+
+    def clear_digits(self) -> None:
+        """Forget key presses not yet collected."""

@@ -192,6 +192,11 @@ async def send_tcp(name: str, data: bytes, target: tuple[str, int]) -> Outcome:
                 break  # the switch closed the connection (a framing error)
             buf += chunk
             out.statuses = [int(m) for m in STATUS_RE.findall(buf)]
+        # Over a stream, bytes after the message's own end form further messages (dblreq's
+        # trailing INVITE is one): only the answers up to the first final one are its own.
+        finals = [i for i, code in enumerate(out.statuses) if code >= 200]
+        if finals:
+            out.statuses = out.statuses[:finals[0] + 1]
         out.raw.append(buf)
     finally:
         writer.close()

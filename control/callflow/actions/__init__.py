@@ -1,7 +1,9 @@
 """Action registry: one module per action type, each registering an ActionSpec.
 
-An action's parameter schema is data (`params`: name → (accepted types, default)); the
-interpreter validates against it before running anything.
+An action's parameter schema is data (`params`: name → accepted types, default, choices),
+and so are the places its nested action lists live (`children`: IF's `then`/`orElse`,
+COLLECT's `actions`, WEBHOOK's `events.on_error`, …). The interpreter compiles a whole
+response against these specs before anything runs, so a bad action fails up front.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from control.callflow.errors import NoActions
 
 if TYPE_CHECKING:
-    from control.callflow.port import CallPort
+    from control.callflow.context import FlowContext
 
 
 class Outcome(Enum):
@@ -24,6 +26,7 @@ class Outcome(Enum):
 
 _MISSING = object()
 REQUIRED = _MISSING
+ASSIGN = "$ASSIGN"  # internal type of a variable-assignment action ({"$var": "expr"})
 
 
 @dataclass(frozen=True)
@@ -40,19 +43,33 @@ class Action:
     params: dict[str, Any]
     raw: dict[str, Any]
     spec: ActionSpec
+    index: int
+    children: dict[str, list[Action]] = field(default_factory=dict)
+
+    def where(self) -> str:
+        return f"action {self.index} ({self.type})"
 
 
 @dataclass(frozen=True)
 class ActionSpec:
     type: str
-    run: Callable[[Action, CallPort], Awaitable[Outcome]]
+    run: Callable[[Action, FlowContext], Awaitable[Outcome]]
     params: dict[str, Param] = field(default_factory=dict)
+    # params the spec marks with * (string interpolation at run time)
+    interpolated: frozenset[str] = frozenset()
+    # params the spec puts beside `type` instead of inside `params` (IF's condition)
+    top_level: frozenset[str] = frozenset()
+    # nested action lists: key path in the raw action → allowed types (None = any)
+    children: tuple[tuple[tuple[str, ...], frozenset[str] | None], ...] = ()
 
-    def build(self, raw: dict[str, Any], index: int) -> Action:
+    def build(self, raw: dict[str, Any], index: int) -> tuple[Action, list[tuple[
+            tuple[str, ...], list[Any], frozenset[str] | None]]]:
+        """Validate params; return the action and its raw child lists to compile."""
         given = raw.get("params")
         given = {} if given is None else given
         if not isinstance(given, dict):
             raise NoActions(f"action {index} ({self.type}): 'params' must be an object")
+        given = {**{k: raw[k] for k in self.top_level if k in raw}, **given}
         params: dict[str, Any] = {}
         for pname, p in self.params.items():
             value = given.get(pname, p.default)
@@ -64,14 +81,28 @@ class ActionSpec:
                     f"action {index} ({self.type}): param '{pname}' must be {want}, "
                     f"got {type(value).__name__}"
                 )
-            if p.choices and isinstance(value, str) and value.lower() not in p.choices:
+            if p.choices and isinstance(value, str) and "${" not in value \
+                    and value.lower() not in p.choices:
                 raise NoActions(
                     f"action {index} ({self.type}): param '{pname}' is {value!r}; "
                     f"accepted: {', '.join(p.choices)}"
                 )
             params[pname] = value
         name = raw.get("name")
-        return Action(self.type, name if isinstance(name, str) else None, params, raw, self)
+        action = Action(self.type, name if isinstance(name, str) else None, params, raw, self,
+                        index)
+        lists = []
+        for path, allowed in self.children:
+            node: Any = raw
+            for key in path:
+                node = node.get(key) if isinstance(node, dict) else None
+            if node is None:
+                continue
+            if not isinstance(node, list):
+                raise NoActions(f"action {index} ({self.type}): '{'.'.join(path)}' must be "
+                                "an array of actions")
+            lists.append((path, node, allowed))
+        return action, lists
 
 
 REGISTRY: dict[str, ActionSpec] = {}
@@ -85,12 +116,20 @@ def register(spec: ActionSpec) -> ActionSpec:
 def _load() -> None:
     # Importing each module registers its action.
     from control.callflow.actions import (  # noqa: F401
+        collect,
+        conditional,
+        conference,
+        foreach,
+        goto,
         hangup,
         pause,
         play,
+        redirect,
         reject,
         say,
         sessiondata,
+        stop,
+        webhook,
     )
 
 

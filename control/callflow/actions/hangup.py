@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from control.callflow.actions import Action, ActionSpec, Outcome, register
-from control.callflow.port import CallPort
+from control.callflow.context import FlowContext
 
 
-async def run(action: Action, port: CallPort) -> Outcome:
-    await port.hangup()
+async def run(action: Action, ctx: FlowContext) -> Outcome:
+    await ctx.port.hangup()
     return Outcome.END
 
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from control.callflow.actions import Action, ActionSpec, Outcome, Param, register
+from control.callflow.context import FlowContext
 from control.callflow.errors import NoActions
-from control.callflow.port import CallPort
 
 MAX_PAUSE_S = 3600
 
 
-async def run(action: Action, port: CallPort) -> Outcome:
+async def run(action: Action, ctx: FlowContext) -> Outcome:
     seconds = float(action.params["seconds"])
     if not 0 <= seconds <= MAX_PAUSE_S:
         raise NoActions(f"PAUSE: seconds must be between 0 and {MAX_PAUSE_S}, got {seconds:g}")
-    await port.sleep(seconds)
+    await ctx.port.sleep(seconds, stop_on_key=ctx.collecting)
     return Outcome.NEXT
 
 

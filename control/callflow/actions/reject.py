@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from control.callflow.actions import Action, ActionSpec, Outcome, Param, register
-from control.callflow.port import CallPort
+from control.callflow.context import FlowContext
 from media.tones import silence, tone
 
 SIP_STATUS = {"busy": (486, "Busy Here"), "disconnected": (404, "Not Found")}
@@ -32,7 +32,8 @@ def sit_tones() -> np.ndarray:
     )
 
 
-async def run(action: Action, port: CallPort) -> Outcome:
+async def run(action: Action, ctx: FlowContext) -> Outcome:
+    port = ctx.port
     reason = str(action.params["reason"]).lower()
     if not port.answered:
         status, phrase = SIP_STATUS[reason]

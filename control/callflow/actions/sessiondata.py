@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 
 from control.callflow.actions import Action, ActionSpec, Outcome, register
+from control.callflow.context import FlowContext
 from control.callflow.errors import NoActions
-from control.callflow.port import CallPort
 
 MAX_BYTES = 16 * 1024
 
 
-async def run(action: Action, port: CallPort) -> Outcome:
+async def run(action: Action, ctx: FlowContext) -> Outcome:
     params = action.raw.get("params")
     data = action.raw.get("session_data")
     if data is None and isinstance(params, dict):
@@ -25,7 +25,8 @@ async def run(action: Action, port: CallPort) -> Outcome:
     size = len(json.dumps(data, separators=(",", ":")))
     if size > MAX_BYTES:
         raise NoActions(f"SESSIONDATA: session_data is {size} bytes, over {MAX_BYTES}")
-    port.call.session_data = data
+    ctx.port.call.session_data = data
+    ctx.vars.sync_from_call()
     return Outcome.NEXT
 
 
