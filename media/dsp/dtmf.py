@@ -51,7 +51,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
@@ -126,6 +125,10 @@ class DtmfDetector:
         turn = 2.0 * np.pi * _FREQS * frame / rate  # re-reference the tail to the next frame
         self._rot = np.exp(1j * turn).astype(np.complex64)
         self._rot_c, self._rot_s = self._rot.real[:, None], self._rot.imag[:, None]
+        self._sub_index = np.arange(WINDOW_SUBS)
+        self._harm_sel, self._harm_cols = np.array([1, 0, 1] * 2), np.array([0, 8, 8, 16, 24, 24])
+        self._rot_of = np.ones((self.tail + self.hops, 8), np.complex64)  # per sub-block
+        self._rot_of[: self.tail] = self._rot
         both = np.concatenate([_FREQS, 2.0 * _FREQS])
         t_win = np.arange(length).reshape(WINDOW_SUBS, sub) / rate  # phase 0 at window start
         self._check_basis = np.stack([_basis(both, t, scale) for t in t_win])
@@ -236,8 +239,8 @@ class DtmfDetector:
         tones = np.zeros((hops, m, 2), np.float32)
         hop, row = np.nonzero(gate)
         if hop.size:
-            key, tone, sel, checks = self._screen(seq, win_energy, hop, row)
-            ok = np.flatnonzero(np.logical_and.reduce(list(checks.values())))
+            key, tone, sel, passed = self._screen(seq, win_energy, hop, row)
+            ok = np.flatnonzero(passed)
             # The harmonic check guards the onset: windows of a key already held skip it.
             need = self._down[_slot_of(slots, row[ok])] != key[ok]
             if need.any():
@@ -256,10 +259,12 @@ class DtmfDetector:
         hop: npt.NDArray[np.intp],
         row: npt.NDArray[np.intp],
     ) -> F32:
-        """The raw samples of the given (hop, row) windows, as (K, window) float32."""
+        """The raw samples of the given (hop, row) windows, as (K, subs, sub) float32."""
         span = np.concatenate([self._tail_pcm[_slot_of(slots, row)], frames[row]], axis=1)
-        start = (hop * self.sub)[:, None] + np.arange(WINDOW_SUBS * self.sub)
-        return np.take_along_axis(span, start, axis=1).astype(np.float32)
+        blocks = span.reshape(row.size, -1, self.sub)
+        return blocks[np.arange(row.size)[:, None], hop[:, None] + self._sub_index].astype(
+            np.float32
+        )
 
     def _keep_tail(self, frames: Pcm, slots: Slots, dft: F32, energy: F32) -> None:
         """Store the last sub-blocks (their DFTs in this frame's phase reference)."""
@@ -279,28 +284,31 @@ class DtmfDetector:
 
     def _screen(
         self, seq: F32, win_energy: F32, hop: Idx, row: Idx
-    ) -> tuple[Idx, F32, Idx, dict[str, Any]]:
+    ) -> tuple[Idx, F32, Idx, npt.NDArray[np.bool_]]:
         """For the K gated windows: the candidate key, the (K, 2) powers of its two tones
         at their measured frequencies, their (K, 2) bins, and every check but the harmonic."""
-        index = hop[:, None] + np.arange(WINDOW_SUBS)
+        index = hop[:, None] + self._sub_index
         subs = seq[index, :, row[:, None]]  # (K, subs, 16)
         z = subs[..., :8] + 1j * subs[..., 8:]  # the tail is still in last frame's reference:
-        z[index < self.tail] *= self._rot
-        p = np.abs(z.sum(axis=1)) ** 2  # (K, 8) window power at nominal frequencies
-        sel = np.stack([p[:, :4].argmax(1), p[:, 4:].argmax(1) + 4], axis=1)
-        low, high = np.sort(p[:, :4], axis=1), np.sort(p[:, 4:], axis=1)
-        u = z[np.arange(hop.size)[:, None, None], np.arange(WINDOW_SUBS)[:, None], sel[:, None]]
+        z *= self._rot_of[index]
+        s = z.sum(axis=1)
+        p = s.real * s.real
+        p += s.imag * s.imag  # (K, 8) window power at nominal frequencies
+        groups = p.reshape(-1, 2, 4)
+        sel = groups.argmax(axis=2)
+        sel[:, 1] += 4
+        top = groups.max(axis=2)
+        k = np.arange(hop.size)
+        u = z[k[:, None, None], self._sub_index[:, None], sel[:, None]]
         theta, tone = self._measure(u)
         lo, hi = tone[:, 0], tone[:, 1]
-        checks = {
-            "frequency": (np.abs(theta) <= self._max_step[sel]).all(axis=1),
-            "level": (tone >= self._level).all(axis=1),
-            "twist": (hi >= lo * _db(-NORMAL_TWIST_DB)) & (hi <= lo * _db(REVERSE_TWIST_DB)),
-            "peak": (low[:, 3] >= low[:, 2] * _db(PEAK_DB))
-            & (high[:, 3] >= high[:, 2] * _db(PEAK_DB)),
-            "energy": lo + hi >= ENERGY_RATIO * win_energy[hop, row],
-        }
-        return 4 * sel[:, 0] + sel[:, 1] - 4, tone, sel, checks
+        ok = (np.abs(theta) <= self._max_step[sel]).all(axis=1)  # frequency
+        ok &= (tone >= self._level).all(axis=1)  # level
+        ok &= hi >= lo * _db(-NORMAL_TWIST_DB)  # twist
+        ok &= hi <= lo * _db(REVERSE_TWIST_DB)
+        ok &= ((groups * _db(PEAK_DB) > top[..., None]).sum(axis=2) <= 1).all(axis=1)  # peak
+        ok &= lo + hi >= ENERGY_RATIO * win_energy[hop, row]  # energy
+        return 4 * sel[:, 0] + sel[:, 1] - 4, tone, sel, ok
 
     def _measure(self, u: npt.NDArray[np.complex64]) -> tuple[F32, F32]:
         """From (K, subs, 2) sub-block DFTs: the phase step θ per sub-block (the offset from
@@ -325,59 +333,84 @@ class DtmfDetector:
         below -14 dB.
         """
         k = win.shape[0]
-        parts = np.matmul(win.reshape(k, WINDOW_SUBS, self.sub).swapaxes(0, 1), self._check_basis)
-        u = parts[..., :16] + 1j * parts[..., 16:]  # (subs, K, 16): 8 tones, 8 harmonics
-        rows = np.arange(k)
-        share = u[:, rows, sel[:, 1]] * self._leak[:, key]
-        low = np.abs((u[:, rows, 8 + sel[:, 0]] - share).sum(axis=0)) ** 2
-        high = np.abs(u[:, rows, 8 + sel[:, 1]].sum(axis=0)) ** 2
+        parts = np.matmul(win.swapaxes(0, 1), self._check_basis)  # (subs, K, 32)
+        cols = sel[:, self._harm_sel] + self._harm_cols  # tone, both harmonics: cos | sin
+        v = parts[:, np.arange(k)[:, None], cols]  # (subs, K, 6)
+        u = v[..., :3] + 1j * v[..., 3:]
+        low = np.abs((u[..., 1] - u[..., 0] * self._leak[:, key]).sum(axis=0)) ** 2
+        high = np.abs(u[..., 2].sum(axis=0)) ** 2
         return (low <= tone[:, 0] * _db(HARMONIC_DB)) & (high <= tone[:, 1] * _db(HARMONIC_DB))
 
     def _debounce(
         self, hits: npt.NDArray[np.int8], tones: F32, subs: F32, slots: Slots
     ) -> list[tuple[int, str]]:
         """Step each busy slot's state machine once per window; return the accepted keys."""
-        busy = (hits >= 0).any(axis=0) | (self._run[slots] > 0) | (self._down[slots] >= 0)
+        busy = (hits >= 0).any(axis=0)
+        busy |= self._run[slots] > 0
+        busy |= self._down[slots] >= 0
         local = np.flatnonzero(busy)
         if local.size == 0:
             return []
-        g = _slot_of(slots, local)
-        present = _presence(subs[:, :, local], self._down[g], self._ref[:, g])
-        return self._step(g, hits[:, local], tones[:, local], present)
+        return self._step(_slot_of(slots, local), hits[:, local], tones[:, local], subs, local)
 
     def _step(
-        self, g: Idx, hits: npt.NDArray[np.int8], tones: F32, present: F32
+        self, g: Idx, hits: npt.NDArray[np.int8], tones: F32, subs: F32, local: Idx
     ) -> list[tuple[int, str]]:
-        """Run slots `g` through the frame's windows one by one; return the accepted keys.
+        """Run slots `g` through the frame's windows; return the accepted keys.
 
-        `present` (hops, K) is the amplitude fraction of the key held at the frame's start
-        in each new sub-block."""
-        cand, run, down = self._cand[g], self._run[g], self._down[g]
-        miss, gap = self._miss[g], self._gap[g]
-        held_before, ref = down.copy(), self._ref[:, g]
-        lost, enter, stay = 1.0 - present, present < DIP_ENTER, present < DIP_LEAVE
-        events: list[tuple[int, str]] = []
+        Equivalent to stepping each slot window by window: a slot that holds no key can
+        only take one (an onset) once its run reaches `MIN_RUN`; a held key is let go when
+        its dip's missing tone exceeds `GAP_SUBS` (`subs`, the (hops, 8, ·) sub-block
+        powers, against the tones' level while held), and after an onset the new key is
+        taken as present for the rest of the frame, so there is at most one onset per slot
+        and frame. So the runs, the dips and the onsets are found a stage at a time."""
+        hops = hits.shape[0]
+        run, down = self._run[g], self._down[g]
+        miss, gap, ref = self._miss[g], self._gap[g], self._ref[:, g]
         valid = hits >= 0
-        for h, hit in enumerate(hits):
-            run = np.where(hit == cand, run + 1, 1) * valid[h]
-            cand = hit
-            gap = np.where(enter[h] | (gap > 0) & stay[h], gap + lost[h], 0)
-            down = np.where(gap > GAP_SUBS, -1, down)
-            new = (down < 0) & (run >= MIN_RUN)
-            if new.any():  # onset: the new key is taken as present for the rest of the frame
-                down = np.where(new, cand, down)
-                gap[new], lost[h:, new], enter[h:, new], stay[h:, new] = 0, 0, 0, 0
-                events += [(int(s), KEYS[d]) for s, d in zip(g[new], down[new], strict=True)]
+        same = np.empty_like(valid)
+        same[0] = hits[0] == self._cand[g]
+        np.equal(hits[1:], hits[:-1], out=same[1:])
+        ready = np.empty_like(valid)
+        for h in range(hops):  # run = (run + 1 if the same key else 1), 0 without a key
+            run = (run * same[h] + 1) * valid[h]
+            ready[h] = run >= MIN_RUN
+        free = np.empty_like(valid)
+        free[:] = down < 0
+        held = np.flatnonzero(~free[0])
+        if held.size:
+            present = _presence(subs[:, :, local[held]], down[held], ref[:, held])
+            enter = present < DIP_ENTER
+            hgap = gap[held]
+            if enter.any() or hgap.any():
+                lost, stay = 1.0 - present, present < DIP_LEAVE
+                gone = np.zeros(held.size, np.bool_)
+                for h in range(hops):
+                    hgap = np.where(enter[h] | (hgap > 0) & stay[h], hgap + lost[h], 0)
+                    gone |= hgap > GAP_SUBS
+                    free[h, held] = gone
+                gap[held] = hgap
+        onset = free & ready
+        events: list[tuple[int, str]] = []
+        if onset.any():
+            new = onset.any(axis=0)
+            k = np.flatnonzero(new)
+            first = onset[:, k].argmax(axis=0)
+            for i in np.lexsort((k, first)):
+                events.append((int(g[k[i]]), KEYS[hits[first[i], k[i]]]))
+            down[k] = hits[first, k]
+        down[free[-1] & ~onset.any(axis=0)] = -1  # released by a dip, no onset since
+        gap *= ~free[-1]
         # Backstop, per frame: windows in a row (to the frame's end) without the held key.
         match = hits == down
         trailing = match[::-1].argmax(axis=0)
-        miss = np.where(match.any(axis=0), trailing, miss + len(hits)) * (down >= 0)
+        miss = np.where(match.any(axis=0), trailing, miss + hops) * (down >= 0)
         down = np.where(miss > MAX_MISS, -1, down)
         gap *= down >= 0
-        ref[:, down != held_before] = 0  # running max of the held key's tone powers
-        again = ((hits == down) & (down >= 0))[..., None]
+        ref[:, down != self._down[g]] = 0  # running max of the held key's tone powers
+        again = (match & (down >= 0))[..., None]
         ref = np.maximum(ref, (tones * again).max(axis=0).T * _SUB_FRACTION)
-        self._cand[g], self._run[g], self._down[g] = cand, run, down
+        self._cand[g], self._run[g], self._down[g] = hits[-1], run, down
         self._miss[g], self._gap[g], self._ref[:, g] = miss, gap, ref
         return events
 

@@ -20,7 +20,7 @@ from tests.support import audio
 from tests.support.callback_app import CallbackApp, CallbackRequest, Reply
 from tests.support.calls import HeardCall, sipp_call_heard
 from tests.support.fixtures import SwitchFactory
-from tests.support.sipp import SippRunner
+from tests.support.sipp import SippRunner, key_steps
 from tests.support.switch import RunningSwitch, rest
 
 RATE = 8000
@@ -28,34 +28,6 @@ KATE = "en-us+f3"  # espeak-ng voice of the switch's default (Kate)
 PROMPT = "Press 1 for sales. Press 2 for service."
 DEPARTMENTS = {"sales": "Sales department.", "service": "Service department.",
                "operator": "Please hold for the operator."}
-
-INFO_STEP = """<pause milliseconds="{pause_ms}"/>
-<send retrans="500">
-  <![CDATA[
-    INFO [next_url] SIP/2.0
-    Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-    [routes]
-    From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-    To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-    Call-ID: [call_id]
-    CSeq: {cseq} INFO
-    Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
-    Max-Forwards: 70
-    Content-Type: application/dtmf-relay
-    Content-Length: [len]
-
-    Signal={digit}
-    Duration=160
-  ]]>
-</send>
-<recv response="200"/>"""
-
-
-def key_steps(presses: Sequence[tuple[int, str]]) -> str:
-    """KEY_STEPS for uac_info_keys.xml: (pause before it in ms, digit) per key press."""
-    return "\n".join(INFO_STEP.format(pause_ms=pause, cseq=2 + i, digit=digit)
-                     for i, (pause, digit) in enumerate(presses))
-
 
 async def put_default(sw: RunningSwitch, callback: dict[str, Any], **extra: Any) -> None:
     async with rest(sw) as http, http.put("/v1/CallFlows/Configurations/Default",

@@ -4,7 +4,6 @@ SessionData, Stop, and 404404 for a call that is not live."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,39 +14,11 @@ from tests.support.callback_app import CallbackApp, CallbackRequest, Reply
 from tests.support.calls import HeardCall, sipp_call_heard
 from tests.support.capture import dtmf_digits
 from tests.support.fixtures import SwitchFactory
-from tests.support.sipp import SippRunner
+from tests.support.sipp import SippRunner, key_steps
 from tests.support.switch import RunningSwitch, rest
 
 KATE = "en-us+f3"
 LONG_PAUSE = Reply.actions([{"type": "PAUSE", "params": {"seconds": 30}}])
-
-INFO_STEP = """<pause milliseconds="{pause_ms}"/>
-<send retrans="500">
-  <![CDATA[
-    INFO [next_url] SIP/2.0
-    Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-    [routes]
-    From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-    To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-    Call-ID: [call_id]
-    CSeq: {cseq} INFO
-    Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
-    Max-Forwards: 70
-    Content-Type: application/dtmf-relay
-    Content-Length: [len]
-
-    Signal={digit}
-    Duration=160
-  ]]>
-</send>
-<recv response="200"/>"""
-
-
-def key_steps(presses: Sequence[tuple[int, str]]) -> str:
-    """KEY_STEPS for uac_info_keys.xml: (pause before it in ms, digit) per key press."""
-    return "\n".join(INFO_STEP.format(pause_ms=pause, cseq=2 + i, digit=digit)
-                     for i, (pause, digit) in enumerate(presses))
-
 
 def spoken_s(tmp_path: Path, text: str) -> float:
     wav = audio.tts_wav(text, tmp_path / "want.wav", voice=KATE)

@@ -307,3 +307,31 @@ async def _wait_bound(proc: ManagedProcess, port: int, udp: bool, timeout: float
             await proc.stop(term_timeout=2.0)
             raise SippError(f"SIPp did not bind {port} in {timeout} s\n{proc.describe()}")
         await asyncio.sleep(0.02)
+
+
+INFO_STEP = """<pause milliseconds="{pause_ms}"/>
+<send retrans="500">
+  <![CDATA[
+    INFO [next_url] SIP/2.0
+    Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+    [routes]
+    From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+    To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+    Call-ID: [call_id]
+    CSeq: {cseq} INFO
+    Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
+    Max-Forwards: 70
+    Content-Type: application/dtmf-relay
+    Content-Length: [len]
+
+    Signal={digit}
+    Duration=160
+  ]]>
+</send>
+<recv response="200"/>"""
+
+
+def key_steps(presses: Sequence[tuple[int, str]]) -> str:
+    """KEY_STEPS for uac_info_keys.xml: (pause before it in ms, digit) per key press."""
+    return "\n".join(INFO_STEP.format(pause_ms=pause, cseq=2 + i, digit=digit)
+                     for i, (pause, digit) in enumerate(presses))
