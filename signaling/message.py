@@ -13,6 +13,7 @@ request so that the caller can send the 400 (RFC 3261 §8.2, RFC 4475).
 
 from __future__ import annotations
 
+import abc
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -218,7 +219,7 @@ class Headers:
         return f"Headers({self.items()!r})"
 
 
-class _Message:
+class _Message(abc.ABC):
     """Accessors shared by Request and Response, parsing headers on each call."""
 
     headers: Headers
@@ -282,8 +283,9 @@ class _Message:
         """The Contact values; a '*' (REGISTER's remove-all) is not a NameAddr, see get."""
         return [NameAddr.parse(v) for v in self.headers.getall("Contact") if v != "*"]
 
+    @abc.abstractmethod
     def _start_line(self) -> str:
-        raise NotImplementedError
+        """The request or status line."""
 
     def encode(self) -> bytes:
         """The wire form; Content-Length is written as the length of `body`."""

@@ -3,6 +3,7 @@ raw UDP/TCP peer written here with hand-written requests."""
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -105,7 +106,7 @@ class Call:
         return self.request("ACK", branch=branch, cseq=cseq if cseq is not None else 1)
 
 
-class Peer:
+class Peer(abc.ABC):
     """A raw SIP peer: sends bytes, returns parsed messages."""
 
     transport = "udp"
@@ -146,11 +147,13 @@ class Peer:
         except TimeoutError:
             return got
 
+    @abc.abstractmethod
     def send(self, data: bytes) -> None:
-        raise NotImplementedError
+        """Put raw bytes on the wire (UDP datagram or TCP stream)."""
 
+    @abc.abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Release the socket."""
 
 
 class UdpPeer(Peer, asyncio.DatagramProtocol):
