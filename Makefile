@@ -22,7 +22,8 @@ apt:
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -q --no-install-recommends $$missing; \
 	fi
 
-$(STAMP): pyproject.toml
+# setup.py and the .pyx too: the editable install compiles the kernel into the tree.
+$(STAMP): pyproject.toml setup.py media/dsp/_dtmf_kernel.pyx
 	@$(MAKE) --no-print-directory apt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[dev]'
@@ -47,4 +48,4 @@ bench: install
 	$(PY) bench/mixer.py
 
 clean:
-	rm -rf $(VENV) voxswitch-data .pytest_cache
+	rm -rf $(VENV) voxswitch-data .pytest_cache build media/dsp/_dtmf_kernel.c media/dsp/*.so

@@ -12,7 +12,10 @@
   included, generated afresh in a temporary directory), each clip on its own detector
   row; every key reported is a talk-off hit. ``hits_per_hour`` scales to one hour.
 
-Run: ``.venv/bin/python bench/dtmf.py [--ticks N] [--channels 1,100,1000]``
+``--kernel`` picks the implementation after the DFT matmul (``c``, the compiled kernel,
+which ``auto`` picks when it is built; or ``numpy``, the reference); the JSON says which ran.
+
+Run: ``.venv/bin/python bench/dtmf.py [--ticks N] [--channels 1,100,1000] [--kernel K]``
 """
 
 from __future__ import annotations
@@ -157,9 +160,9 @@ def load_frames(kind: str, n: int, ticks: int, speech: np.ndarray) -> list[np.nd
     return frames
 
 
-def cost(kind: str, n: int, ticks: int, speech: np.ndarray) -> dict[str, object]:
+def cost(kind: str, n: int, ticks: int, speech: np.ndarray, kernel: str) -> dict[str, object]:
     frames = load_frames(kind, n, ticks, speech)
-    detector = DtmfDetector(n)
+    detector = DtmfDetector(n, kernel=kernel)
     for f in frames[:10]:
         detector.process(f)
     spent = []
@@ -171,6 +174,7 @@ def cost(kind: str, n: int, ticks: int, speech: np.ndarray) -> dict[str, object]
     return {
         "channels": n,
         "load": kind,
+        "kernel": detector.kernel,
         "median_us": round(us, 1),
         "p99_us": round(float(np.percentile(spent, 99)), 1),
         "pct_core": round(us / PTIME_US * 100, 3),
@@ -178,10 +182,10 @@ def cost(kind: str, n: int, ticks: int, speech: np.ndarray) -> dict[str, object]
     }
 
 
-def main(sizes: list[int], ticks: int) -> dict[str, object]:
+def main(sizes: list[int], ticks: int, kernel: str) -> dict[str, object]:
     clips = speech_set()
     speech = np.concatenate(clips)
-    results = [cost(k, n, ticks, speech) for n in sizes for k in LOADS]
+    results = [cost(k, n, ticks, speech, kernel) for n in sizes for k in LOADS]
     target = [r for r in results if r["channels"] == 1000 and r["load"] in ("speech", "ivr")]
     return {
         "bench": "dtmf_detector",
@@ -200,6 +204,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--ticks", type=int, default=500)
     parser.add_argument("--channels", default="1,100,1000")
+    parser.add_argument("--kernel", choices=("auto", "c", "numpy"), default="auto")
     args = parser.parse_args()
     sizes = [int(x) for x in args.channels.split(",")]
-    print(json.dumps(main(sizes, args.ticks), indent=2))
+    print(json.dumps(main(sizes, args.ticks, args.kernel), indent=2))

@@ -86,7 +86,12 @@ def _default_dtmf_detector() -> DtmfDetectorLike | None:
     except ImportError:
         log.warning("media.dsp.dtmf is not available: no in-band DTMF detection")
         return None
-    detector: DtmfDetectorLike = DtmfDetector(capacity=64)
+    detector = DtmfDetector(capacity=64)
+    if detector.kernel != "c":
+        log.warning(
+            "the compiled DTMF kernel is not built: in-band detection runs the numpy "
+            "reference at about four times the CPU; run `make install` with a C compiler"
+        )
     return detector
 
 

@@ -1,4 +1,4 @@
-"""In-band DTMF detector (ITU-T Q.23 tones, Q.24 limits), vectorised over all channels.
+"""In-band DTMF detector (ITU-T Q.23 tones, Q.24 limits), batched over all channels.
 
 Theory of operation
 -------------------
@@ -10,8 +10,8 @@ per-slot tail state. DFT powers are scaled so that a bin's power is the energy o
 tone that fills the window.
 
 1. Gate, every slot and window: one batched float32 matmul per frame gives each
-   sub-block's DFT at the 8 nominal frequencies (basis phase-referenced to the frame
-   start; the stored tail is re-referenced only where a coherent sum needs it). By
+   sub-block's DFT at the 8 nominal frequencies (each phase-referenced to its own
+   sub-block's start; a window's coherent sum turns them by their position in it). By
    Cauchy-Schwarz, 4·Σ|sub-block DFT|² bounds a tone's window power at *any* frequency
    within tolerance, so a window goes on only if the best low plus best high bound
    reaches `ENERGY_RATIO` of the window energy (the 5 ms droop allowed for) and the
@@ -41,6 +41,11 @@ tone that fills the window.
    are ridden over, gaps from 18 ms on make a new press (with `media.tones`' 5 ms
    ramps). `MAX_MISS` windows without the key also release it.
 
+Steps 1-3 after the matmul run in one of two implementations with the same state and
+results: the compiled kernel `media.dsp._dtmf_kernel` (Cython, slot by slot; a frame of
+1000 channels costs a few hundred µs) and the numpy reference below (vectorised over the
+slots, for machines without a C compiler, and the kernel's yardstick in the tests).
+
 Levels use the G.711 µ-law convention of `media.tones`: a 0 dBm0 sine has a peak of
 about 22300 on the int16 scale.
 """
@@ -57,6 +62,14 @@ import numpy as np
 import numpy.typing as npt
 
 from media.tones import dbm0_to_peak
+
+try:
+    import media.dsp._dtmf_kernel as _compiled
+
+    _compiled_error = ""
+except ImportError as exc:  # not built (no C compiler at install): the numpy reference runs
+    _compiled = None  # type: ignore[assignment]
+    _compiled_error = str(exc)
 
 LOW_HZ = (697.0, 770.0, 852.0, 941.0)
 HIGH_HZ = (1209.0, 1336.0, 1477.0, 1633.0)
@@ -85,7 +98,6 @@ Pcm = npt.NDArray[np.int16]
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 Idx = npt.NDArray[np.intp]
-Slots = slice | Idx
 
 _FREQS = np.array(LOW_HZ + HIGH_HZ)
 _SUB_FRACTION = 1.0 / WINDOW_SUBS**2  # a sub-block's share of a window's tone power
@@ -97,38 +109,46 @@ def _basis(freqs: npt.NDArray[np.float64], t: npt.NDArray[np.float64], scale: fl
     return (np.concatenate([np.cos(arg), -np.sin(arg)], axis=1) * scale).astype(np.float32)
 
 
-def _grown(a: np.ndarray, n: int, fill: int, axis: int = -1) -> np.ndarray:
-    """`a` with its slot axis grown to `n`, new slots set to `fill`."""
-    shape = list(a.shape)
-    shape[axis] = n
-    b = np.full(shape, fill, dtype=a.dtype)
-    b[(slice(None),) * (axis % a.ndim) + (slice(0, a.shape[axis]),)] = a
+def _grown(a: np.ndarray, n: int, fill: int) -> np.ndarray:
+    """`a` with its slot axis (the first) grown to `n`, new slots set to `fill`."""
+    b = np.full((n, *a.shape[1:]), fill, dtype=a.dtype)
+    b[: a.shape[0]] = a
     return b
 
 
 class DtmfDetector:
-    """DTMF detector for channel slots 0..capacity-1 (grown on demand), one frame per call."""
+    """DTMF detector for channel slots 0..capacity-1 (grown on demand), one frame per call.
 
-    def __init__(self, capacity: int = 64, *, rate: int = 8000, frame: int = 160) -> None:
+    `kernel` picks the implementation of everything after the DFT matmul: ``"c"`` the
+    compiled kernel (`media.dsp._dtmf_kernel`), ``"numpy"`` the vectorised reference, and
+    ``"auto"`` the compiled one when it was built. Both give the same keys (a test holds
+    them to it) and keep the same per-slot state.
+    """
+
+    def __init__(
+        self, capacity: int = 64, *, rate: int = 8000, frame: int = 160, kernel: str = "auto"
+    ) -> None:
         sub = round(rate * SUB_S)
         if rate < 8000 or sub != rate * SUB_S or frame <= 0 or frame % sub:
             raise ValueError(
                 f"need a rate ≥ 8000 Hz that is a multiple of {round(1 / SUB_S)} and a frame "
                 f"that is a multiple of {sub} samples; got rate={rate}, frame={frame}"
             )
+        if kernel not in ("auto", "c", "numpy"):
+            raise ValueError(f"kernel must be 'auto', 'c' or 'numpy', got {kernel!r}")
+        if kernel == "c" and _compiled is None:
+            raise ValueError(f"the compiled DTMF kernel is not built: {_compiled_error}")
         self.rate, self.frame, self.sub = rate, frame, sub
         self.hops, self.tail = frame // sub, WINDOW_SUBS - 1
         length = WINDOW_SUBS * sub
         scale = float(np.sqrt(2.0 / length))  # then |X|² = energy of a window-filling tone
-        gate = _basis(_FREQS, np.arange(frame) / rate, scale)  # phase 0 at the frame start
-        self._gate_basis = np.ascontiguousarray(gate.T.reshape(16, self.hops, sub).swapaxes(0, 1))
-        turn = 2.0 * np.pi * _FREQS * frame / rate  # re-reference the tail to the next frame
-        self._rot = np.exp(1j * turn).astype(np.complex64)
-        self._rot_c, self._rot_s = self._rot.real[:, None], self._rot.imag[:, None]
+        self._basis = _basis(_FREQS, np.arange(sub) / rate, scale)  # phase 0 at sub-block start
+        # A window's coherent sum turns sub-block i (local phase) by e^{-j2πf·i·sub/rate}.
+        self._win_rot = np.exp(
+            -2j * np.pi * np.outer(np.arange(WINDOW_SUBS) * sub / rate, _FREQS)
+        ).astype(np.complex64)
         self._sub_index = np.arange(WINDOW_SUBS)
         self._harm_sel, self._harm_cols = np.array([1, 0, 1] * 2), np.array([0, 8, 8, 16, 24, 24])
-        self._rot_of = np.ones((self.tail + self.hops, 8), np.complex64)  # per sub-block
-        self._rot_of[: self.tail] = self._rot
         both = np.concatenate([_FREQS, 2.0 * _FREQS])
         t_win = np.arange(length).reshape(WINDOW_SUBS, sub) / rate  # phase 0 at window start
         self._check_basis = np.stack([_basis(both, t, scale) for t in t_win])
@@ -146,17 +166,47 @@ class DtmfDetector:
         # (Cauchy-Schwarz); the 5 ms droop within FREQ_TOL is at most sinc² of max_step.
         droop = float(np.sinc(self._max_step.max() / (2 * np.pi)) ** 2)
         self._gate = ENERGY_RATIO * droop / WINDOW_SUBS
+        self._kernel = None
+        if kernel != "numpy" and _compiled is not None:
+            self._kernel = _compiled.Kernel(
+                hops=self.hops,
+                sub=sub,
+                gate=self._gate,
+                level=self._level,
+                max_step=self._max_step.astype(np.float64),
+                win_rot=self._win_rot.astype(np.complex128),
+                check_basis=self._check_basis,
+                leak=self._leak.astype(np.complex128),
+                normal_twist=_db(-NORMAL_TWIST_DB),
+                reverse_twist=_db(REVERSE_TWIST_DB),
+                peak=_db(PEAK_DB),
+                harmonic=_db(HARMONIC_DB),
+                energy_ratio=ENERGY_RATIO,
+                min_run=MIN_RUN,
+                gap_subs=GAP_SUBS,
+                dip_enter=DIP_ENTER,
+                dip_leave=DIP_LEAVE,
+                max_miss=MAX_MISS,
+                sub_fraction=_SUB_FRACTION,
+            )
         self._cap = 0
-        self._tail_dft = np.zeros((self.tail, 16, 0), np.float32)
-        self._tail_energy = np.zeros((self.tail, 0), np.float32)
-        self._tail_pcm = np.zeros((0, self.tail * sub), np.int16)
+        # Per-slot state, slot-major (a slot's state is contiguous for the compiled kernel).
+        self._tail_dft = np.zeros((0, self.tail, 16), np.float32)  # last sub-blocks' DFTs
+        self._tail_energy = np.zeros((0, self.tail), np.float32)  # and their energies
+        self._tail_pcm = np.zeros((0, self.tail * sub), np.int16)  # and their samples
         self._cand = np.zeros(0, np.int8)  # key of the current run of valid windows, or -1
         self._run = np.zeros(0, np.int32)  # its length
         self._down = np.zeros(0, np.int8)  # the accepted key still held down, or -1
         self._miss = np.zeros(0, np.int32)  # windows in a row without the held key
         self._gap = np.zeros(0, np.float32)  # missing tone in the current dip, in sub-blocks
-        self._ref = np.zeros((2, 0), np.float32)  # held key's tone powers per sub-block
+        self._ref = np.zeros((0, 2), np.float32)  # held key's tone powers per sub-block
+        self._all = np.zeros(0, np.intp)  # 0..capacity-1, the slots when `rows` is None
         self.ensure_capacity(capacity)
+
+    @property
+    def kernel(self) -> str:
+        """The implementation in use: ``"c"`` or ``"numpy"``."""
+        return "numpy" if self._kernel is None else "c"
 
     def ensure_capacity(self, n: int) -> None:
         """Make room for slots 0..n-1; state arrays grow geometrically."""
@@ -165,35 +215,41 @@ class DtmfDetector:
         new = max(n, 2 * self._cap)
         self._tail_dft = _grown(self._tail_dft, new, 0)
         self._tail_energy = _grown(self._tail_energy, new, 0)
-        self._tail_pcm = _grown(self._tail_pcm, new, 0, axis=0)
+        self._tail_pcm = _grown(self._tail_pcm, new, 0)
         self._cand = _grown(self._cand, new, -1)
         self._run = _grown(self._run, new, 0)
         self._down = _grown(self._down, new, -1)
         self._miss = _grown(self._miss, new, 0)
         self._gap = _grown(self._gap, new, 0)
         self._ref = _grown(self._ref, new, 0)
+        self._all = np.arange(new, dtype=np.intp)
         self._cap = new
 
     def reset(self, row: int) -> None:
         """Forget slot `row`'s history: it now carries a new channel."""
         self.ensure_capacity(row + 1)
-        self._tail_dft[:, :, row] = 0
-        self._tail_energy[:, row] = 0
-        self._tail_pcm[row] = 0
+        self._tail_dft[row], self._tail_energy[row], self._tail_pcm[row] = 0, 0, 0
         self._cand[row], self._run[row], self._down[row], self._miss[row] = -1, 0, -1, 0
-        self._gap[row], self._ref[:, row] = 0, 0
+        self._gap[row], self._ref[row] = 0, 0
 
     def move(self, src: int, dst: int) -> None:
         """Slot `src`'s channel now lives in slot `dst`: carry its state over."""
         self.ensure_capacity(max(src, dst) + 1)
-        self._tail_dft[:, :, dst] = self._tail_dft[:, :, src]
-        self._tail_energy[:, dst], self._tail_pcm[dst] = (
-            self._tail_energy[:, src],
-            self._tail_pcm[src],
-        )
-        self._ref[:, dst] = self._ref[:, src]
-        for a in (self._cand, self._run, self._down, self._miss, self._gap):
+        for a in self._state():
             a[dst] = a[src]
+
+    def _state(self) -> tuple[np.ndarray, ...]:
+        return (
+            self._tail_dft,
+            self._tail_energy,
+            self._tail_pcm,
+            self._cand,
+            self._run,
+            self._down,
+            self._miss,
+            self._gap,
+            self._ref,
+        )
 
     def process(self, pcm: np.ndarray, rows: np.ndarray | None = None) -> list[tuple[int, str]]:
         """Analyse one (N, frame) int16 frame per slot; return (slot, key) for each key accepted.
@@ -205,76 +261,72 @@ class DtmfDetector:
         if pcm.ndim != 2 or pcm.shape[1] != self.frame or pcm.dtype != np.int16:
             raise ValueError(f"pcm must be (N, {self.frame}) int16, got {pcm.shape} {pcm.dtype}")
         self.ensure_capacity(pcm.shape[0])
-        slots: Slots
         if rows is None:
-            slots, frames = slice(0, pcm.shape[0]), pcm
+            slots, frames = self._all[: pcm.shape[0]], pcm
         else:
             slots = np.asarray(rows, dtype=np.intp).reshape(-1)
             frames = pcm[slots]
-        if frames.shape[0] == 0:
+        m = frames.shape[0]
+        if m == 0:
             return []
-        return self._debounce(*self._analyse(frames, slots), slots)
+        frames = np.ascontiguousarray(frames)
+        dft = (frames.astype(np.float32).reshape(-1, self.sub) @ self._basis).reshape(
+            m, self.hops, 16
+        )
+        if self._kernel is not None:
+            found = self._kernel.process(frames, dft, slots, *self._state())
+            return [(slot, KEYS[key]) for _, _, slot, key in sorted(found)]
+        return self._debounce(*self._analyse(frames, dft, slots), slots)
 
-    def _analyse(self, frames: Pcm, slots: Slots) -> tuple[npt.NDArray[np.int8], F32, F32]:
+    # The numpy reference: the same analysis, vectorised over the slots.
+
+    def _analyse(self, frames: Pcm, dft: F32, slots: Idx) -> tuple[npt.NDArray[np.int8], F32, F32]:
         """Per window (hops, m): the key that passes every check or -1, and its two tones'
         powers (hops, m, 2); and the power of the frame's sub-blocks (hops, 8, m)."""
         m, hops, tail = frames.shape[0], self.hops, self.tail
-        x = frames.astype(np.float32).reshape(m, hops, self.sub)
-        seq = np.empty((tail + hops, 16, m), np.float32)  # sub-block DFTs, oldest first
-        seq[:tail] = self._tail_dft[:, :, slots]
-        np.matmul(self._gate_basis, x.transpose(1, 2, 0), out=seq[tail:])
-        energy = np.empty((tail + hops, m), np.float32)
-        energy[:tail] = self._tail_energy[:, slots]
-        energy[tail:] = (np.square(x).reshape(-1, self.sub) @ self._ones).reshape(m, hops).T
-        sub_power = seq[:, :8] * seq[:, :8]
-        sub_power += seq[:, 8:] * seq[:, 8:]
-        bound, win_energy = sub_power[:hops].copy(), energy[:hops].copy()
+        seq = np.concatenate([self._tail_dft[slots], dft], axis=1)  # (m, subs, 16), oldest first
+        energy = np.empty((m, tail + hops), np.float32)
+        energy[:, :tail] = self._tail_energy[slots]
+        x = frames.astype(np.float32).reshape(-1, self.sub)
+        energy[:, tail:] = (np.square(x) @ self._ones).reshape(m, hops)
+        sub_power = seq[..., :8] * seq[..., :8]
+        sub_power += seq[..., 8:] * seq[..., 8:]  # (m, subs, 8)
+        bound, win_energy = sub_power[:, :hops].copy(), energy[:, :hops].copy()
         for k in range(1, WINDOW_SUBS):
-            bound += sub_power[k : k + hops]
-            win_energy += energy[k : k + hops]
-        low = bound[:, :4].max(axis=1)
-        low += bound[:, 4:].max(axis=1)
-        gate = (low >= self._gate * win_energy) & (win_energy >= self._level)
+            bound += sub_power[:, k : k + hops]
+            win_energy += energy[:, k : k + hops]
+        low = bound[..., :4].max(axis=2)
+        low += bound[..., 4:].max(axis=2)
+        gate = (low >= self._gate * win_energy) & (win_energy >= self._level)  # (m, hops)
         hits = np.full((hops, m), -1, np.int8)
         tones = np.zeros((hops, m, 2), np.float32)
-        hop, row = np.nonzero(gate)
+        row, hop = np.nonzero(gate)
         if hop.size:
             key, tone, sel, passed = self._screen(seq, win_energy, hop, row)
             ok = np.flatnonzero(passed)
             # The harmonic check guards the onset: windows of a key already held skip it.
-            need = self._down[_slot_of(slots, row[ok])] != key[ok]
+            need = self._down[slots[row[ok]]] != key[ok]
             if need.any():
                 new = ok[need]
                 win = self._windows(frames, slots, hop[new], row[new])
                 need[need] = ~self._harmonics_ok(win, key[new], sel[new], tone[new])
                 ok = ok[~need]
             hits[hop[ok], row[ok]], tones[hop[ok], row[ok]] = key[ok], tone[ok]
-        self._keep_tail(frames, slots, seq[hops:], energy[hops:])
-        return hits, tones, sub_power[tail:]
+        self._keep_tail(frames, slots, seq[:, hops:], energy[:, hops:])
+        return hits, tones, sub_power[:, tail:].transpose(1, 2, 0)
 
-    def _windows(
-        self,
-        frames: Pcm,
-        slots: Slots,
-        hop: npt.NDArray[np.intp],
-        row: npt.NDArray[np.intp],
-    ) -> F32:
+    def _windows(self, frames: Pcm, slots: Idx, hop: Idx, row: Idx) -> F32:
         """The raw samples of the given (hop, row) windows, as (K, subs, sub) float32."""
-        span = np.concatenate([self._tail_pcm[_slot_of(slots, row)], frames[row]], axis=1)
+        span = np.concatenate([self._tail_pcm[slots[row]], frames[row]], axis=1)
         blocks = span.reshape(row.size, -1, self.sub)
         return blocks[np.arange(row.size)[:, None], hop[:, None] + self._sub_index].astype(
             np.float32
         )
 
-    def _keep_tail(self, frames: Pcm, slots: Slots, dft: F32, energy: F32) -> None:
-        """Store the last sub-blocks (their DFTs in this frame's phase reference)."""
-        if self.hops < self.tail:  # some come from the previous tail: re-reference them
-            old = dft[: self.tail - self.hops]
-            re, im = old[:, :8].copy(), old[:, 8:].copy()
-            old[:, :8] = re * self._rot_c - im * self._rot_s
-            old[:, 8:] = re * self._rot_s + im * self._rot_c
-        self._tail_dft[:, :, slots] = dft
-        self._tail_energy[:, slots] = energy
+    def _keep_tail(self, frames: Pcm, slots: Idx, dft: F32, energy: F32) -> None:
+        """Store the last sub-blocks: their DFTs (in their own phase), energies and samples."""
+        self._tail_dft[slots] = dft
+        self._tail_energy[slots] = energy
         keep = self.tail * self.sub
         if self.frame >= keep:
             self._tail_pcm[slots] = frames[:, -keep:]
@@ -287,10 +339,9 @@ class DtmfDetector:
     ) -> tuple[Idx, F32, Idx, npt.NDArray[np.bool_]]:
         """For the K gated windows: the candidate key, the (K, 2) powers of its two tones
         at their measured frequencies, their (K, 2) bins, and every check but the harmonic."""
-        index = hop[:, None] + self._sub_index
-        subs = seq[index, :, row[:, None]]  # (K, subs, 16)
-        z = subs[..., :8] + 1j * subs[..., 8:]  # the tail is still in last frame's reference:
-        z *= self._rot_of[index]
+        subs = seq[row[:, None], hop[:, None] + self._sub_index]  # (K, subs, 16)
+        z = subs[..., :8] + 1j * subs[..., 8:]
+        z *= self._win_rot  # each sub-block's phase, relative to the window's start
         s = z.sum(axis=1)
         p = s.real * s.real
         p += s.imag * s.imag  # (K, 8) window power at nominal frequencies
@@ -307,7 +358,7 @@ class DtmfDetector:
         ok &= hi >= lo * _db(-NORMAL_TWIST_DB)  # twist
         ok &= hi <= lo * _db(REVERSE_TWIST_DB)
         ok &= ((groups * _db(PEAK_DB) > top[..., None]).sum(axis=2) <= 1).all(axis=1)  # peak
-        ok &= lo + hi >= ENERGY_RATIO * win_energy[hop, row]  # energy
+        ok &= lo + hi >= ENERGY_RATIO * win_energy[row, hop]  # energy
         return 4 * sel[:, 0] + sel[:, 1] - 4, tone, sel, ok
 
     def _measure(self, u: npt.NDArray[np.complex64]) -> tuple[F32, F32]:
@@ -342,7 +393,7 @@ class DtmfDetector:
         return (low <= tone[:, 0] * _db(HARMONIC_DB)) & (high <= tone[:, 1] * _db(HARMONIC_DB))
 
     def _debounce(
-        self, hits: npt.NDArray[np.int8], tones: F32, subs: F32, slots: Slots
+        self, hits: npt.NDArray[np.int8], tones: F32, subs: F32, slots: Idx
     ) -> list[tuple[int, str]]:
         """Step each busy slot's state machine once per window; return the accepted keys."""
         busy = (hits >= 0).any(axis=0)
@@ -351,7 +402,7 @@ class DtmfDetector:
         local = np.flatnonzero(busy)
         if local.size == 0:
             return []
-        return self._step(_slot_of(slots, local), hits[:, local], tones[:, local], subs, local)
+        return self._step(slots[local], hits[:, local], tones[:, local], subs, local)
 
     def _step(
         self, g: Idx, hits: npt.NDArray[np.int8], tones: F32, subs: F32, local: Idx
@@ -366,7 +417,7 @@ class DtmfDetector:
         and frame. So the runs, the dips and the onsets are found a stage at a time."""
         hops = hits.shape[0]
         run, down = self._run[g], self._down[g]
-        miss, gap, ref = self._miss[g], self._gap[g], self._ref[:, g]
+        miss, gap, ref = self._miss[g], self._gap[g], self._ref[g].T
         valid = hits >= 0
         same = np.empty_like(valid)
         same[0] = hits[0] == self._cand[g]
@@ -411,7 +462,7 @@ class DtmfDetector:
         again = (match & (down >= 0))[..., None]
         ref = np.maximum(ref, (tones * again).max(axis=0).T * _SUB_FRACTION)
         self._cand[g], self._run[g], self._down[g] = hits[-1], run, down
-        self._miss[g], self._gap[g], self._ref[:, g] = miss, gap, ref
+        self._miss[g], self._gap[g], self._ref[g] = miss, gap, ref.T
         return events
 
 
@@ -427,11 +478,6 @@ def _presence(power: F32, down: npt.NDArray[np.int8], ref: F32) -> F32:
 
 def _db(db: float) -> float:
     return float(10.0 ** (db / 10.0))
-
-
-def _slot_of(slots: Slots, local: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
-    """Slot numbers of the local (row-of-frames) indices `local`."""
-    return local if isinstance(slots, slice) else slots[local]
 
 
 def detect_digits(pcm: np.ndarray, rate: int = 8000) -> str:

@@ -19,6 +19,7 @@ from media.dsp.dtmf import KEYS, DtmfDetector, detect_digits, resample
 from media.tones import DTMF_FREQS, dbm0_to_peak, dtmf_digits, dtmf_tone, silence, tone
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.usefixtures("dtmf_kernel")  # each test with both implementations
 LEADS = (0, 13, 40, 97)  # samples of silence before the signal: frame and hop alignments
 ROW_KEYS = "147*"  # one key per low-group frequency
 COLUMN_KEYS = "123A"  # one key per high-group frequency

@@ -59,7 +59,10 @@ VOICES = [  # (voice, language of the text, words per minute, pitch 0-99)
     ("de+m3", "de", 130, 30),
 ]
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
+pytestmark = [
+    pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng"),
+    pytest.mark.usefixtures("dtmf_kernel"),
+]
 
 
 def speak(text: str, voice: str, wpm: int, pitch: int, path: Path) -> np.ndarray:
