@@ -46,6 +46,7 @@ bench: install
 	$(PY) bench/memory.py
 	$(PY) bench/dtmf.py
 	$(PY) bench/mixer.py
+	$(PY) bench/receive.py
 
 clean:
 	rm -rf $(VENV) voxswitch-data .pytest_cache build media/dsp/_dtmf_kernel.c media/dsp/*.so

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,16 @@ from . import g711
 from .digits import DigitCombiner, dtmf_audio, inband_latency
 from .events import DigitReceived, DigitSource, TelephoneEventReceived, TelephoneEventStarted
 from .jitter import JitterBuffer
-from .rtp import DTMF_EVENTS, TelephoneEvent, is_rtcp, parse_rtcp, unpack_rtp
+from .repacketise import Repacketiser
+from .rtcp import (
+    ReceptionStats,
+    SenderInfo,
+    build_report,
+    ntp_time,
+    parse_sender_report,
+    report_interval,
+)
+from .rtp import DTMF_EVENTS, RTCP_SR, TelephoneEvent, is_rtcp, parse_rtcp, unpack_rtp
 from .telephone_event import TelephoneEventReceiver, TelephoneEventSender
 
 if TYPE_CHECKING:
@@ -38,6 +48,7 @@ if TYPE_CHECKING:
     from .engine import MediaEngine
 
 log = logging.getLogger(__name__)
+_monotonic = time.monotonic  # the receive path's clock (loop.time() is the same clock)
 
 Addr = tuple[str, int]
 _SEQ_TS_SSRC = struct.Struct("!HII")
@@ -55,6 +66,7 @@ class ChannelStats:
     bytes_out: int = 0
     bad_packets: int = 0
     rtcp_packets: int = 0
+    rtcp_sent: int = 0
     telephone_events: int = 0
     latched_addr: Addr | None = None
     ssrc: int = 0
@@ -108,7 +120,7 @@ class _RtcpProtocol(asyncio.DatagramProtocol):
         self.channel = channel
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.channel._on_rtcp(data)
+        self.channel._on_rtcp(data, addr)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("RTCP socket error on port %s: %s", self.channel.local_port, exc)
@@ -148,6 +160,16 @@ class Channel:
         self._send = False
         self._receive = False
         self._silence_in = bytes([g711.ULAW_SILENCE]) * self._frame_bytes
+        # Made on the first packet that is not one frame long (a peer at another ptime);
+        # from then on the stream's every packet goes through it.
+        self._repack: Repacketiser | None = None
+        # RTCP (RFC 3550 §6): reception statistics of the peer's stream, and our reports.
+        self._rx_stats: ReceptionStats | None = None
+        self._rtcp_timer: asyncio.TimerHandle | None = None
+        self._rtcp_from: Addr | None = None  # where the peer's RTCP comes from
+        self._reports = 0
+        self._packets_at_report = 0
+        self._cname = f"voxswitch-{ssrc:08x}@{local_host}"
         self._closed = False
         # DTMF. In-band detection is on by default even with telephone-event: phones
         # that negotiate it do not always send it (see `media.digits` for the merge).
@@ -300,7 +322,7 @@ class Channel:
             self._latch_pending = latch
             self._stats.latched_addr = None
         if payload_type != self._pt:
-            self._jb.reset()
+            self._reset_rx()
             self._silence_in = bytes([g711.SILENCE_CODES[payload_type]]) * self._frame_bytes
         self._pt = payload_type
         self._te_pt = telephone_event_pt
@@ -309,8 +331,10 @@ class Channel:
         self._send = send and remote[0] not in ("0.0.0.0", "::") and remote[1] != 0
         self._receive = receive
         if not receive:
-            self._jb.reset()
+            self._reset_rx()
         self._engine._configure(self)
+        if self._rtcp_timer is None:
+            self._schedule_rtcp()
 
     def play(self, pcm: npt.ArrayLike) -> asyncio.Future[bool]:
         """Queue int16 mono 8 kHz audio; the future is True once all of it was sent,
@@ -358,16 +382,25 @@ class Channel:
         return bool(self._queue)
 
     def close(self) -> None:
-        """Release the ports; idempotent. Pending playback futures resolve False."""
+        """Release the ports; idempotent. Pending playback futures resolve False.
+
+        A last RTCP report with BYE tells the peer the stream has ended."""
         if self._closed:
             return
+        if self._rtcp_timer is not None:
+            self._rtcp_timer.cancel()
+            self._rtcp_timer = None
+        try:
+            self._send_report(bye=True)
+        except Exception:
+            log.exception("RTCP BYE failed on %r", self)
         self.stop_audio()
         self._drop_dtmf()
         self._engine._sync_stats(self)
         self._closed = True
         self._send = False
         self._engine._detach(self)
-        self._jb.reset()
+        self._reset_rx()
         self.on_telephone_event = None
         self._on_digit = None
         for transport in (self._transport, self._rtcp_transport):
@@ -446,7 +479,7 @@ class Channel:
             self._on_media(seq, ts, ssrc, data[12:], addr)
             return
         if is_rtcp(data):  # RFC 5761 rtcp-mux on the RTP port
-            self._on_rtcp(data)
+            self._on_rtcp(data, addr)
             return
         stats.packets_in += 1
         stats.bytes_in += len(data)
@@ -466,17 +499,34 @@ class Channel:
         if self._latch_pending:
             self._latch_to(addr)
         self._stats.remote_ssrc = ssrc
+        rx = self._rx_stats
+        if rx is not None and rx.ssrc == ssrc:
+            rx.update(seq, ts, _monotonic())
+        else:
+            self._rx_stats = ReceptionStats.start(ssrc, seq)
+            self._rx_stats.update(seq, ts, _monotonic())
         if self._receive:
-            if len(payload) != self._frame_bytes:
-                payload = self._fit(payload)
-            self._jb.push(seq, ts, ssrc, payload)
+            if self._repack is None and len(payload) == self._frame_bytes:
+                self._jb.push(seq, ts, ssrc, payload)
+            elif payload:  # an empty one carries no samples
+                self._repacketise(ts, ssrc, payload)
             self._engine._rx_active[self] = self._jb
 
-    def _fit(self, payload: bytes) -> bytes:
-        # The engine gathers fixed-size frames; a peer using another ptime is cut or
-        # padded with silence to ours (a repacketiser would be the full answer).
-        n = self._frame_bytes
-        return payload[:n] + self._silence_in[: max(0, n - len(payload))]
+    def _repacketise(self, ts: int, ssrc: int, payload: bytes) -> None:
+        repack = self._repack
+        if repack is None:
+            repack = self._repack = Repacketiser(self._frame_bytes, self._silence_in)
+            log.info(
+                "repacketising %r: the peer sends %d-sample packets, the engine %d-sample frames",
+                self, len(payload), self._frame_bytes,
+            )
+        for seq, frame_ts, frame in repack.push(ts, ssrc, payload):
+            self._jb.push(seq, frame_ts, ssrc, frame)
+
+    def _reset_rx(self) -> None:
+        """Forget the inbound stream (codec change, receive off, close)."""
+        self._jb.reset()
+        self._repack = None
 
     def _on_telephone_event(
         self, marker: bool, seq: int, ts: int, ssrc: int, payload: bytes, addr: Any
@@ -516,13 +566,73 @@ class Channel:
             # A bug in the control layer must not take down the receive path.
             log.exception("on_telephone_event hook failed on %r", self)
 
-    def _on_rtcp(self, data: bytes) -> None:
+    def _on_rtcp(self, data: bytes, addr: Any) -> None:
         try:
-            parse_rtcp(data)
+            packets = parse_rtcp(data)
         except ValueError:
             self._stats.bad_packets += 1
             return
         self._stats.rtcp_packets += 1
+        self._rtcp_from = (addr[0], addr[1])  # symmetric RTCP (RFC 4961): answer there
+        rx = self._rx_stats
+        for packet in packets:
+            if packet.packet_type == RTCP_SR and rx is not None and packet.ssrc == rx.ssrc:
+                try:
+                    _, seconds, fraction = parse_sender_report(packet.body)
+                except ValueError:
+                    self._stats.bad_packets += 1
+                    continue
+                rx.sender_report(seconds, fraction, time.monotonic())
+
+    # --- RTCP reports ---
+
+    def _schedule_rtcp(self) -> None:
+        if self._closed:
+            return
+        delay = report_interval(first=self._reports == 0)
+        self._rtcp_timer = self._engine._loop().call_later(delay, self._on_rtcp_timer)
+
+    def _on_rtcp_timer(self) -> None:
+        self._rtcp_timer = None
+        try:
+            self._send_report()
+        except Exception:
+            # Reports are best effort: a bug here must not stop the next one, or the call.
+            log.exception("RTCP report failed on %r", self)
+        self._schedule_rtcp()
+
+    def _rtcp_destination(self) -> Addr | None:
+        if self._rtcp_from is not None:
+            return self._rtcp_from
+        if self._dest is None or self._remote is None:
+            return None
+        return (self._dest[0], self._remote[1] + 1)  # RFC 3550 §11: RTP port + 1
+
+    def _send_report(self, bye: bool = False) -> None:
+        """Send SR (RTP sent since the last report) or RR, SDES CNAME, and BYE if `bye`."""
+        dest = self._rtcp_destination()
+        transport = self._rtcp_transport or self._transport
+        if dest is None or transport is None or transport.is_closing():
+            return
+        self._engine._sync_stats(self)
+        stats = self._stats
+        now = time.monotonic()
+        sender = None
+        if stats.packets_out > self._packets_at_report:
+            seconds, fraction = ntp_time(time.time())
+            sender = SenderInfo(
+                ntp_seconds=seconds,
+                ntp_fraction=fraction,
+                rtp_timestamp=self._engine._rtp_clock(self),
+                packets=stats.packets_out,
+                octets=stats.packets_out * self._frame_bytes,
+            )
+        self._packets_at_report = stats.packets_out
+        blocks = [self._rx_stats.report_block(now)] if self._rx_stats is not None else []
+        report = build_report(stats.ssrc, self._cname, sender=sender, blocks=blocks, bye=bye)
+        transport.sendto(report, dest)
+        self._reports += 1
+        stats.rtcp_sent += 1
 
     def _latch_to(self, addr: Any) -> None:
         dest = (addr[0], addr[1])

@@ -162,6 +162,7 @@ class MediaEngine:
         self.max_behind = max_behind
         self.stats = EngineStats()
         self.detect_hooks: list[DetectHook] = []
+        self._last_tick_at = 0.0  # loop time of the last tick (RTCP pairs RTP with wallclock)
         self._packet_size = 12 + self.samples
         self._zero_frame = bytes(2 * self.samples)
         self._channels: list[Channel] = []
@@ -314,6 +315,7 @@ class MediaEngine:
 
     def _render(self, now: float) -> list[bytes]:
         t0 = time.perf_counter()
+        self._last_tick_at = now
         try:
             n = len(self._channels)
             self.stats.ticks += 1
@@ -694,6 +696,16 @@ class MediaEngine:
             self._playing[channel] = channel._queue[0]
         elif self._playing.pop(channel, None) is not None:
             self._out_frames[channel._slot] = self._zero_frame
+
+    def _rtp_clock(self, channel: Channel) -> int:
+        """The RTP timestamp of `channel`'s stream now: its last packet's, plus the time
+        since that tick (for the RTP/NTP pair of an RTCP sender report)."""
+        slot = channel._slot
+        if slot < 0:
+            return 0
+        elapsed = max(0.0, self._loop().time() - self._last_tick_at) if self._last_tick_at else 0
+        last = int(self._ts[slot]) - self.samples
+        return (last + round(elapsed * self.samples / self.ptime)) & 0xFFFFFFFF
 
     def _sync_stats(self, channel: Channel) -> None:
         if channel._slot >= 0:

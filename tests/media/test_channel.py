@@ -15,7 +15,18 @@ from media import g711
 from media.channel import Channel
 from media.engine import MediaEngine
 from media.events import TelephoneEventReceived
-from media.rtp import RtpHeader, RtpPacket, pack_header, pack_telephone_event
+from media.rtp import (
+    RTCP_BYE,
+    RTCP_RR,
+    RTCP_SDES,
+    RTCP_SR,
+    RtcpPacket,
+    RtpHeader,
+    RtpPacket,
+    pack_header,
+    pack_telephone_event,
+    parse_rtcp,
+)
 
 
 class Peer:
@@ -260,3 +271,107 @@ async def test_real_clock_end_to_end(peer: Peer) -> None:
 def test_rtp_header_of_channel_packets_round_trips() -> None:
     raw = media(3)
     assert bytes(RtpHeader.parse(raw)) == raw[:12]
+
+
+@pytest.mark.parametrize("ptime_ms", [10, 30, 40, 60])
+async def test_a_peer_at_another_ptime_is_heard_sample_exact(
+    engine: MediaEngine, peer: Peer, ptime_ms: int
+) -> None:
+    """Packets of 10-60 ms are re-cut into the engine's 20 ms frames by timestamp: what the
+    engine decodes is the peer's audio, every sample, in order (after the playout delay)."""
+    ch = await engine.open_channel()
+    ch.configure(remote=peer.addr, payload_type=0)
+    heard: list[np.ndarray] = []
+    engine.add_detect_hook(lambda channels, pcm: heard.append(pcm[ch._slot].copy()))
+    t = np.arange(8000 * 1.2) / 8000
+    signal = (8000 * np.cos(2 * np.pi * (300 * t + 700 * t * t))).astype(np.int16)  # a sweep
+    codes = g711.ulaw_encode(signal).tobytes()
+    size, ts0 = 8 * ptime_ms, 0xFFFFFF00  # the timestamps wrap early on
+    sent = 0
+    for tick in range(len(codes) // 160 + 10):
+        while sent < min(len(codes), (tick + 1) * 160):  # packets due by this tick's end
+            payload = codes[sent : sent + size]
+            header = pack_header(0, sent == 0, sent // size, (ts0 + sent) & 0xFFFFFFFF, 0x51)
+            peer.send(header + payload, ch.local_port)
+            sent += len(payload)
+        count = -(-sent // size)
+        await until(lambda count=count: ch.stats.packets_in == count)
+        engine.tick(tick * 0.02)
+    got = np.concatenate(heard)
+    start = int(np.flatnonzero(got)[0])  # the jitter buffer's playout delay
+    assert start % 160 == 0 and start <= 160 * 5
+    expected = g711.ulaw_decode(np.frombuffer(codes, np.uint8))
+    whole = len(codes) // 160 * 160  # the last part-frame waits for samples that never come
+    assert np.array_equal(got[start : start + whole], expected[:whole])
+
+
+def rtcp_pair() -> tuple[Peer, Peer]:
+    """Two peer sockets on consecutive ports (RTP, RTCP = RTP + 1)."""
+    for _ in range(50):
+        rtp = Peer()
+        rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            rtcp.bind(("127.0.0.1", rtp.addr[1] + 1))
+        except OSError:
+            rtcp.close()
+            rtp.sock.close()
+            continue
+        rtcp.setblocking(False)
+        second = Peer.__new__(Peer)
+        second.sock, second.addr = rtcp, rtcp.getsockname()
+        return rtp, second
+    raise AssertionError("no two consecutive free ports")
+
+
+async def rtcp_received(peer: Peer, timeout: float = 3.0) -> list[RtcpPacket]:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        try:
+            return parse_rtcp(peer.sock.recvfrom(2048)[0])
+        except BlockingIOError:
+            assert loop.time() < end, "no RTCP report in time"
+            await asyncio.sleep(0.01)
+
+
+async def test_rtcp_reports_both_streams_and_ends_with_bye(
+    engine: MediaEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("media.channel.report_interval", lambda first: 0.05)
+    rtp, rtcp = rtcp_pair()
+    try:
+        ch = await engine.open_channel()
+        ch.configure(remote=rtp.addr, payload_type=0)
+        sent = [i for i in range(60) if i % 12 != 5]  # 5 of 60 lost
+        for i in sent:
+            rtp.send(media(i, ssrc=0x5151), ch.local_port)
+        await until(lambda: ch.stats.packets_in == len(sent))
+        for k in range(10):
+            engine.tick(k * 0.02)
+        first = await rtcp_received(rtcp)  # to RTP port + 1: the peer sent no RTCP yet
+        report = next(p for p in first if p.packet_type == RTCP_SR)
+        assert report.ssrc == ch.stats.ssrc
+        packets, octets = struct.unpack_from("!II", report.body, 16)
+        assert (packets, octets) == (ch.stats.packets_out, 160 * ch.stats.packets_out) == (
+            10, 1600)
+        ssrc, word, ext_max = struct.unpack_from("!III", report.body, 24)
+        assert ssrc == 0x5151 and word & 0xFFFFFF == 5
+        assert ext_max == 65530 + 59  # media() numbers from 65530: no wrap counted yet
+        assert any(p.packet_type == RTCP_SDES for p in first)
+        # The peer's SR: our next block carries its LSR, and reports now go where it sent.
+        other = Peer()
+        sr = struct.pack("!BBHIIIIII", 0x80, RTCP_SR, 6, 0x5151, 0xE1234567, 0x89ABCDEF, 0,
+                         0, 0)
+        other.send(sr, ch.rtcp_port)
+        await until(lambda: ch.stats.rtcp_packets == 1)
+        later = await rtcp_received(other)
+        rr = next(p for p in later if p.packet_type in (RTCP_SR, RTCP_RR))
+        assert rr.packet_type == RTCP_RR  # nothing sent since the last report
+        assert struct.unpack_from("!I", rr.body, 20)[0] == 0x456789AB  # LSR
+        ch.close()
+        bye = await rtcp_received(other)
+        assert [p.packet_type for p in bye][-1] == RTCP_BYE
+        other.sock.close()
+    finally:
+        rtp.sock.close()
+        rtcp.sock.close()

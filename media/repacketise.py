@@ -1,0 +1,122 @@
+"""Cutting an inbound RTP stream of any packet time into the engine's fixed frames.
+
+The engine reads one 20 ms frame per channel per tick, and the jitter buffer is keyed by
+frame. A peer that sends 10, 30, 40 or 60 ms packets (or changes its packet size) goes
+through a `Repacketiser` first: each packet's samples are placed by their RTP timestamp
+into frames on a grid that starts at the stream's first timestamp, and each frame is
+handed on, with a sequence number and timestamp of its own (frame index), once it is
+full. So the audio comes out sample-exact and at the right time whatever the sender's
+packet size, and the jitter buffer's loss, reordering and restart handling works on
+frames as it always does.
+
+A frame that a lost packet left part-empty is handed on, its gap filled with the codec's
+silence, once the stream is `LAG` frames past it; bytes that arrive for a frame already
+handed on are dropped (the jitter buffer would count them late anyway). A new SSRC or a
+timestamp jump of more than `max_jump_samples` starts a new grid.
+
+G.711 only: one byte is one sample, and the RTP clock is the sample rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LAG = 2
+"""Frames the stream must be past a part-filled frame before it goes out padded."""
+
+
+@dataclass(slots=True)
+class RepacketiserStats:
+    packets: int = 0
+    frames: int = 0
+    padded: int = 0  # frames handed on part-filled (a packet around them was lost)
+    dropped_bytes: int = 0  # bytes for frames already handed on (late or duplicate)
+    restarts: int = 0
+
+
+class Repacketiser:
+    """Fixed `frame`-byte frames from packets of any size; see the module docstring."""
+
+    def __init__(
+        self, frame: int, silence: bytes, *, max_jump_samples: int = 8000 * 10
+    ) -> None:
+        if frame <= 0 or len(silence) != frame:
+            raise ValueError(f"need a positive frame size and {frame} bytes of silence")
+        self.frame = frame
+        self.stats = RepacketiserStats()
+        self._silence = silence
+        self._max_jump = max_jump_samples
+        self._ssrc: int | None = None
+        self._base = 0  # RTP timestamp of frame 0 of the grid
+        self._pending: dict[int, tuple[bytearray, int]] = {}  # index -> (frame, bytes set)
+        self._floor = -LAG  # frames below this index have been handed on or given up
+        self._sent: set[int] = set()  # frames at or above the floor already handed on
+        self._newest = 0  # highest frame index any packet has reached
+
+    def reset(self) -> None:
+        """Forget the stream: the next packet starts a new grid."""
+        self._ssrc = None
+        self._pending.clear()
+        self._sent.clear()
+
+    def push(self, ts: int, ssrc: int, payload: bytes) -> list[tuple[int, int, bytes]]:
+        """Place one packet; return (seq, ts, frame) of every frame it completes (or that
+        is given up on, padded), oldest first. Sequence numbers count frames mod 2^16."""
+        self.stats.packets += 1
+        frame = self.frame
+        offset = _signed(ts - self._base)
+        if ssrc != self._ssrc or abs(offset - self._newest * frame) > self._max_jump:
+            self._restart(ts, ssrc)
+            offset = 0
+        done: list[tuple[int, int, bytes]] = []
+        pos, size = 0, len(payload)
+        while pos < size:
+            index, within = divmod(offset + pos, frame)
+            take = min(frame - within, size - pos)
+            if index < self._floor or index in self._sent:
+                self.stats.dropped_bytes += take
+            else:
+                buf, filled = self._pending.get(index) or (bytearray(self._silence), 0)
+                buf[within : within + take] = payload[pos : pos + take]
+                filled += take
+                if filled >= frame:  # full (a duplicate can overcount: it is full anyway)
+                    self._pending.pop(index, None)
+                    self._sent.add(index)
+                    done.append(self._frame(index, buf))
+                else:
+                    self._pending[index] = (buf, filled)
+            pos += take
+        if size:
+            self._newest = max(self._newest, (offset + size - 1) // frame)
+        return self._give_up(self._newest - LAG) + done  # older frames first
+
+    def _restart(self, ts: int, ssrc: int) -> None:
+        if self._ssrc is not None:
+            self.stats.restarts += 1
+        self._ssrc, self._base = ssrc, ts
+        self._pending.clear()
+        self._sent.clear()
+        # Packets from just before the first one (reordered) still land, on frames -1, -2.
+        self._floor, self._newest = -LAG, 0
+
+    def _give_up(self, below: int) -> list[tuple[int, int, bytes]]:
+        """Hand on the part-filled frames under index `below`, and raise the floor."""
+        if below <= self._floor:
+            return []
+        out = []
+        for index in sorted(i for i in self._pending if i < below):
+            buf, _ = self._pending.pop(index)
+            self.stats.padded += 1
+            out.append(self._frame(index, buf))
+        self._sent = {i for i in self._sent if i >= below}
+        self._floor = below
+        return out
+
+    def _frame(self, index: int, buf: bytearray) -> tuple[int, int, bytes]:
+        self.stats.frames += 1
+        return index & 0xFFFF, (self._base + index * self.frame) & 0xFFFFFFFF, bytes(buf)
+
+
+def _signed(delta: int) -> int:
+    """A 32-bit RTP timestamp difference as a signed number."""
+    return ((delta + 0x80000000) & 0xFFFFFFFF) - 0x80000000
