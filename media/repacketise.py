@@ -70,6 +70,13 @@ class Repacketiser:
             offset = 0
         done: list[tuple[int, int, bytes]] = []
         pos, size = 0, len(payload)
+        first, within = divmod(offset, frame)
+        if not within and not size % frame and self._fresh(first, size // frame):
+            # Whole frames on the grid (40 or 60 ms packets): slices, nothing to merge.
+            for k in range(size // frame):
+                self._sent.add(first + k)
+                done.append(self._frame(first + k, payload[k * frame : (k + 1) * frame]))
+            pos = size
         while pos < size:
             index, within = divmod(offset + pos, frame)
             take = min(frame - within, size - pos)
@@ -90,6 +97,13 @@ class Repacketiser:
             self._newest = max(self._newest, (offset + size - 1) // frame)
         return self._give_up(self._newest - LAG) + done  # older frames first
 
+    def _fresh(self, first: int, count: int) -> bool:
+        """Whether frames first..first+count-1 are untouched: not sent, pending or past."""
+        if first < self._floor:
+            return False
+        sent, pending = self._sent, self._pending
+        return not any(i in sent or i in pending for i in range(first, first + count))
+
     def _restart(self, ts: int, ssrc: int) -> None:
         if self._ssrc is not None:
             self.stats.restarts += 1
@@ -104,15 +118,21 @@ class Repacketiser:
         if below <= self._floor:
             return []
         out = []
-        for index in sorted(i for i in self._pending if i < below):
-            buf, _ = self._pending.pop(index)
-            self.stats.padded += 1
-            out.append(self._frame(index, buf))
-        self._sent = {i for i in self._sent if i >= below}
+        if self._pending:
+            for index in sorted(i for i in self._pending if i < below):
+                buf, _ = self._pending.pop(index)
+                self.stats.padded += 1
+                out.append(self._frame(index, buf))
+        sent = self._sent
+        if below - self._floor <= len(sent):  # the usual step of a frame or two
+            for index in range(self._floor, below):
+                sent.discard(index)
+        else:
+            self._sent = {i for i in sent if i >= below}
         self._floor = below
         return out
 
-    def _frame(self, index: int, buf: bytearray) -> tuple[int, int, bytes]:
+    def _frame(self, index: int, buf: bytes | bytearray) -> tuple[int, int, bytes]:
         self.stats.frames += 1
         return index & 0xFFFF, (self._base + index * self.frame) & 0xFFFFFFFF, bytes(buf)
 
