@@ -161,6 +161,8 @@ class CallSession:
             telephone_event_pt=media.telephone_event_pt,
             send=media.direction in ("sendrecv", "sendonly"),
             receive=media.direction in ("sendrecv", "recvonly"),
+            rtcp=media.rtcp,
+            rtcp_mux=media.rtcp_mux,
         )
 
     async def _finish(self) -> None:

@@ -167,6 +167,8 @@ class Channel:
         self._rx_stats: ReceptionStats | None = None
         self._rtcp_timer: asyncio.TimerHandle | None = None
         self._rtcp_from: Addr | None = None  # where the peer's RTCP comes from
+        self._rtcp_remote: Addr | None = None  # where its SDP said to send RTCP
+        self._rtcp_mux = False
         self._reports = 0
         self._packets_at_report = 0
         self._cname = f"voxswitch-{ssrc:08x}@{local_host}"
@@ -301,8 +303,14 @@ class Channel:
         send: bool = True,
         receive: bool = True,
         latch: bool = True,
+        rtcp: Addr | None = None,
+        rtcp_mux: bool = False,
     ) -> None:
         """Apply negotiated SDP; call again on re-INVITE.
+
+        RTCP reports go to `rtcp` (the peer's `a=rtcp`), else to the RTP port + 1, or with
+        `rtcp_mux` to the RTP destination from the RTP port; once the peer's own RTCP
+        arrives, back to where it came from.
 
         `send=False` (hold) stops sending; going back to `send=True` resumes with the
         marker bit set. A connection address of 0.0.0.0 is the old way to say hold
@@ -326,6 +334,8 @@ class Channel:
             self._silence_in = bytes([g711.SILENCE_CODES[payload_type]]) * self._frame_bytes
         self._pt = payload_type
         self._te_pt = telephone_event_pt
+        self._rtcp_remote = (rtcp[0], int(rtcp[1])) if rtcp is not None else None
+        self._rtcp_mux = rtcp_mux
         if telephone_event_pt is None and self._dtmf_out:
             self._drop_dtmf()
         self._send = send and remote[0] not in ("0.0.0.0", "::") and remote[1] != 0
@@ -606,12 +616,16 @@ class Channel:
             return self._rtcp_from
         if self._dest is None or self._remote is None:
             return None
+        if self._rtcp_mux:
+            return self._dest
+        if self._rtcp_remote is not None:
+            return self._rtcp_remote
         return (self._dest[0], self._remote[1] + 1)  # RFC 3550 §11: RTP port + 1
 
     def _send_report(self, bye: bool = False) -> None:
         """Send SR (RTP sent since the last report) or RR, SDES CNAME, and BYE if `bye`."""
         dest = self._rtcp_destination()
-        transport = self._rtcp_transport or self._transport
+        transport = self._transport if self._rtcp_mux else self._rtcp_transport or self._transport
         if dest is None or transport is None or transport.is_closing():
             return
         self._engine._sync_stats(self)

@@ -338,6 +338,8 @@ class NegotiatedMedia:
     telephone_event_pt: int | None
     direction: str  # OUR direction: sendrecv, sendonly, recvonly or inactive
     ptime: int
+    rtcp: tuple[str, int] | None = None  # where the peer wants RTCP (RFC 3605 a=rtcp)
+    rtcp_mux: bool = False  # RTCP on the RTP port, both ways (RFC 5761)
 
 
 # What each side may do, by its direction attribute: (sends, receives).
@@ -400,12 +402,27 @@ def _telephone_event(m: MediaDescription) -> tuple[int, str] | None:
     return None
 
 
+def _rtcp_address(sd: SessionDescription, m: MediaDescription) -> tuple[str, int] | None:
+    """The peer's RTCP address from `a=rtcp:PORT [IN IP4|IP6 ADDR]` (RFC 3605), if given
+    and readable; the connection address unless it names one. An unreadable one is
+    ignored (RTCP then goes to RTP port + 1): it must not fail the call."""
+    value = m.get("rtcp")
+    if not value:
+        return None
+    parts = value.split()
+    if not parts[0].isdigit() or not 0 < int(parts[0]) <= 0xFFFF:
+        return None
+    host = parts[3] if len(parts) == 4 and parts[1] == "IN" else _remote_host(sd, m)
+    return host, int(parts[0])
+
+
 def _audio_media(
     port: int,
     codec: Codec,
     event: tuple[int, str] | None,
     direction: str,
     ptime: int = DEFAULT_PTIME,
+    rtcp_mux: bool = False,
 ) -> MediaDescription:
     formats = [str(codec.pt)]
     attributes: list[tuple[str, str | None]] = [("rtpmap", f"{codec.pt} {codec.name}/{codec.rate}")]
@@ -414,6 +431,8 @@ def _audio_media(
         formats.append(str(pt))
         attributes += [("rtpmap", f"{pt} {TELEPHONE_EVENT}/8000"), ("fmtp", f"{pt} {events}")]
     attributes += [("ptime", str(ptime)), (direction, None)]
+    if rtcp_mux:
+        attributes.append(("rtcp-mux", None))
     return MediaDescription("audio", port, "RTP/AVP", formats, attributes=attributes)
 
 
@@ -453,7 +472,8 @@ def answer(
             continue
         event = _telephone_event(m)
         direction = _mirror(_their_direction(offer, m))
-        sd.media.append(_audio_media(local_port, codec, event, direction))
+        mux = any(n == "rtcp-mux" for n, _ in m.attributes)
+        sd.media.append(_audio_media(local_port, codec, event, direction, rtcp_mux=mux))
         negotiated = NegotiatedMedia(
             remote_host=_remote_host(offer, m),
             remote_port=m.port,
@@ -461,6 +481,8 @@ def answer(
             telephone_event_pt=event[0] if event else None,
             direction=direction,
             ptime=m.ptime or offer_ptime(offer) or DEFAULT_PTIME,
+            rtcp=_rtcp_address(offer, m),
+            rtcp_mux=mux,
         )
     if negotiated is None:
         raise NotAcceptable(_refusal(offer, codecs))
@@ -545,4 +567,8 @@ def negotiate_answer(
         telephone_event_pt=event[0] if event else None,
         direction=_mirror(_their_direction(answer_received, m), ours_direction),
         ptime=m.ptime or offer_ptime(answer_received) or DEFAULT_PTIME,
+        rtcp=_rtcp_address(answer_received, m),
+        # mux only if both said so (we offer it only where the caller of offer() adds it)
+        rtcp_mux=any(n == "rtcp-mux" for n, _ in m.attributes)
+        and any(n == "rtcp-mux" for n, _ in ours.attributes),
     )

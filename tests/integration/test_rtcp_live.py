@@ -71,3 +71,33 @@ async def test_switch_sends_sender_reports_and_bye(
     problems = expert_problems(pcap, rtp_ports=[media_port], src_ports=[switch_port + 1],
                                dst_ports=[media_port + 1])
     assert problems == [], problems
+
+
+async def test_rtcp_mux_when_the_caller_offers_it(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner, tmp_path: Path
+) -> None:
+    """RFC 5761: a caller that offers a=rtcp-mux gets it in the answer, and the switch's
+    reports come from its RTP port to the caller's RTP port."""
+    callback_app.set_script({
+        "init_call": Reply.actions([{"type": "PAUSE", "params": {"seconds": 4}},
+                                    {"type": "HANGUP"}]),
+        "end_call": Reply(json={}),
+    })
+    sw = await switch(default_callback=callback_app.url)
+    tone = audio.to_ulaw_file(audio.sine(700, 1.0, -12), tmp_path / "tone.ulaw")
+    media_port = free_rtp_port()
+    async with Capture(tmp_path, "rtcp-mux") as cap:
+        await cap.start([sw.sip_udp[1], media_port, media_port + 1], duration=30)
+        result = await sipp_runner.run("uac_wait_bye.xml", sw.sip_udp, service="1000",
+                                       media_port=media_port, audio_file=tone, timeout=30,
+                                       params={"SDP_EXTRA": "a=rtcp-mux"})
+        pcap = await cap.stop()
+    result.assert_ok()
+    answer = result.messages[result.messages.index("SIP/2.0 200 OK"):]
+    assert "a=rtcp-mux" in answer.split("CSeq: 1 ACK")[0]
+    switch_port = rtp_packets(pcap, dst_port=media_port)[0].src_port
+    rows = tshark_fields(pcap, ["udp.srcport", "rtcp.pt"],
+                         f"udp.dstport=={media_port} && (rtcp.pt==200 || rtcp.pt==201)",
+                         ["-d", f"udp.port=={media_port},rtcp"])
+    assert rows and {int(r[0]) for r in rows} == {switch_port}, rows
+    assert not tshark_fields(pcap, ["frame.number"], f"udp.dstport=={media_port + 1}", [])

@@ -375,3 +375,33 @@ async def test_rtcp_reports_both_streams_and_ends_with_bye(
     finally:
         rtp.sock.close()
         rtcp.sock.close()
+
+
+@pytest.mark.parametrize("how", ["sdp-address", "mux"])
+async def test_rtcp_goes_where_the_sdp_said(
+    engine: MediaEngine, peer: Peer, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    monkeypatch.setattr("media.channel.report_interval", lambda first: 0.05)
+    elsewhere = Peer()  # not RTP port + 1: only a=rtcp can send reports here
+    try:
+        ch = await engine.open_channel()
+        if how == "mux":
+            ch.configure(remote=peer.addr, payload_type=0, rtcp_mux=True)
+            target, source_port = peer, ch.local_port  # RTCP on the RTP ports, both ends
+        else:
+            ch.configure(remote=peer.addr, payload_type=0, rtcp=elsewhere.addr)
+            target, source_port = elsewhere, ch.rtcp_port
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 3
+        while True:
+            try:
+                data, src = target.sock.recvfrom(2048)
+            except BlockingIOError:
+                assert loop.time() < end, "no RTCP report in time"
+                await asyncio.sleep(0.01)
+                continue
+            break
+        assert src[1] == source_port
+        assert parse_rtcp(data)[0].packet_type in (RTCP_SR, RTCP_RR)
+    finally:
+        elsewhere.sock.close()

@@ -373,3 +373,37 @@ def test_negotiate_answer_failures(
     with pytest.raises(error) as info:
         negotiate_answer(offer(**LOCAL), _offer(answer_media))
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("a=rtcp:53020\r\n", ("192.0.2.10", 53020)),  # the connection address
+        ("a=rtcp:53020 IN IP4 198.51.100.7\r\n", ("198.51.100.7", 53020)),
+        ("a=rtcp:53020 IN IP6 2001:db8::7\r\n", ("2001:db8::7", 53020)),
+        ("", None),  # none: RTP port + 1, the channel's default
+        ("a=rtcp:port\r\n", None),  # unreadable ones are ignored, never fatal
+        ("a=rtcp:0\r\n", None),
+        ("a=rtcp:70000\r\n", None),
+        ("a=rtcp\r\n", None),
+    ],
+)
+def test_answer_reads_the_rtcp_address(line: str, expected: tuple[str, int] | None) -> None:
+    _, neg = answer(_offer(f"m=audio 49170 RTP/AVP 0\r\n{line}"), **LOCAL)
+    assert neg.rtcp == expected
+
+
+@pytest.mark.parametrize("offered", [True, False])
+def test_rtcp_mux_is_answered_only_when_offered(offered: bool) -> None:
+    sd, neg = answer(
+        _offer("m=audio 49170 RTP/AVP 0\r\n" + ("a=rtcp-mux\r\n" if offered else "")), **LOCAL
+    )
+    assert neg.rtcp_mux is offered
+    assert ("a=rtcp-mux\r\n" in str(sd)) is offered
+
+
+def test_negotiate_answer_reads_rtcp_and_takes_mux_only_if_we_offered_it() -> None:
+    theirs = _offer("m=audio 6000 RTP/AVP 0\r\na=rtcp:6001 IN IP4 198.51.100.9\r\na=rtcp-mux\r\n")
+    neg = negotiate_answer(offer(**LOCAL), theirs)
+    assert neg.rtcp == ("198.51.100.9", 6001)
+    assert neg.rtcp_mux is False  # our offer had no a=rtcp-mux
