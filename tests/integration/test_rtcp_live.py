@@ -15,7 +15,7 @@ from tests.support.callback_app import CallbackApp, Reply
 from tests.support.capture import Capture, expert_problems, rtp_packets, tshark_fields
 from tests.support.fixtures import SwitchFactory
 from tests.support.ports import free_rtp_port
-from tests.support.sipp import SippRunner
+from tests.support.sipp import SippResult, SippRunner
 
 RTCP_FIELDS = ["frame.number", "udp.srcport", "rtcp.pt", "rtcp.senderssrc",
                "rtcp.sender.packetcount", "rtcp.sender.octetcount", "rtcp.ssrc.identifier",
@@ -27,11 +27,14 @@ def ints(field: str) -> list[int]:
     return [int(v, 0) for v in field.split("|") if v]
 
 
-async def test_switch_sends_sender_reports_and_bye(
-    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner, tmp_path: Path
-) -> None:
+async def captured_call(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner, tmp_path: Path,
+    *, seconds: float, sdp_extra: str = "",
+) -> tuple[SippResult, Path, int]:
+    """A SIPp call streaming a tone that the flow hangs up after `seconds`, captured on
+    the switch's SIP port and SIPp's RTP and RTP + 1 ports: (result, pcap, media port)."""
     callback_app.set_script({
-        "init_call": Reply.actions([{"type": "PAUSE", "params": {"seconds": 7}},
+        "init_call": Reply.actions([{"type": "PAUSE", "params": {"seconds": seconds}},
                                     {"type": "HANGUP"}]),
         "end_call": Reply(json={}),
     })
@@ -41,9 +44,18 @@ async def test_switch_sends_sender_reports_and_bye(
     async with Capture(tmp_path, "rtcp") as cap:
         await cap.start([sw.sip_udp[1], media_port, media_port + 1], duration=30)
         result = await sipp_runner.run("uac_wait_bye.xml", sw.sip_udp, service="1000",
-                                       media_port=media_port, audio_file=tone, timeout=30)
+                                       media_port=media_port, audio_file=tone, timeout=30,
+                                       params={"SDP_EXTRA": sdp_extra})
         pcap = await cap.stop()
     result.assert_ok()
+    return result, pcap, media_port
+
+
+async def test_switch_sends_sender_reports_and_bye(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner, tmp_path: Path
+) -> None:
+    _, pcap, media_port = await captured_call(
+        switch, callback_app, sipp_runner, tmp_path, seconds=7)
     to_sipp = rtp_packets(pcap, dst_port=media_port)
     from_sipp = [p for p in rtp_packets(pcap, dst_port=to_sipp[0].src_port)
                  if p.src_port == media_port]
@@ -78,21 +90,8 @@ async def test_rtcp_mux_when_the_caller_offers_it(
 ) -> None:
     """RFC 5761: a caller that offers a=rtcp-mux gets it in the answer, and the switch's
     reports come from its RTP port to the caller's RTP port."""
-    callback_app.set_script({
-        "init_call": Reply.actions([{"type": "PAUSE", "params": {"seconds": 4}},
-                                    {"type": "HANGUP"}]),
-        "end_call": Reply(json={}),
-    })
-    sw = await switch(default_callback=callback_app.url)
-    tone = audio.to_ulaw_file(audio.sine(700, 1.0, -12), tmp_path / "tone.ulaw")
-    media_port = free_rtp_port()
-    async with Capture(tmp_path, "rtcp-mux") as cap:
-        await cap.start([sw.sip_udp[1], media_port, media_port + 1], duration=30)
-        result = await sipp_runner.run("uac_wait_bye.xml", sw.sip_udp, service="1000",
-                                       media_port=media_port, audio_file=tone, timeout=30,
-                                       params={"SDP_EXTRA": "a=rtcp-mux"})
-        pcap = await cap.stop()
-    result.assert_ok()
+    result, pcap, media_port = await captured_call(
+        switch, callback_app, sipp_runner, tmp_path, seconds=4, sdp_extra="a=rtcp-mux")
     answer = result.messages[result.messages.index("SIP/2.0 200 OK"):]
     assert "a=rtcp-mux" in answer.split("CSeq: 1 ACK")[0]
     switch_port = rtp_packets(pcap, dst_port=media_port)[0].src_port
