@@ -21,8 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LAG = 2
-"""Frames the stream must be past a part-filled frame before it goes out padded."""
+LAG = 3
+"""Frames the stream must be past a part-filled frame before it goes out padded: as long
+as the jitter buffer's default playout delay (60 ms), so bytes that come late but still
+in time to be played are placed, not lost."""
 
 
 @dataclass(slots=True)
@@ -35,7 +37,14 @@ class RepacketiserStats:
 
 
 class Repacketiser:
-    """Fixed `frame`-byte frames from packets of any size; see the module docstring."""
+    """Fixed `frame`-byte frames from packets of any size; see the module docstring.
+
+    In-order packets (each starting where the last one ended) take a fast path: they are
+    appended to a *run*, a buffer that starts on a frame boundary, and whole frames are
+    cut off its front. Anything else (loss, reordering, duplicates) goes through the
+    general path, which places bytes frame by frame; the run's part-filled frame becomes
+    a pending frame then, and a new run starts at the next packet that begins on a frame
+    boundary it has not seen."""
 
     def __init__(
         self, frame: int, silence: bytes, *, max_jump_samples: int = 8000 * 10
@@ -48,16 +57,23 @@ class Repacketiser:
         self._max_jump = max_jump_samples
         self._ssrc: int | None = None
         self._base = 0  # RTP timestamp of frame 0 of the grid
-        self._pending: dict[int, tuple[bytearray, int]] = {}  # index -> (frame, bytes set)
+        # index -> (frame, mask): the mask has a 1 for each byte set, so a duplicate or an
+        # overlapping packet never makes a frame look fuller than it is
+        self._pending: dict[int, tuple[bytearray, bytearray]] = {}
         self._floor = -LAG  # frames below this index have been handed on or given up
         self._sent: set[int] = set()  # frames at or above the floor already handed on
         self._newest = 0  # highest frame index any packet has reached
+        self._run = bytearray()  # samples from frame `_run_start` on (less than a frame)
+        self._run_start = 0
+        self._run_end: int | None = None  # sample offset where the run ends; None: no run
 
     def reset(self) -> None:
         """Forget the stream: the next packet starts a new grid."""
         self._ssrc = None
         self._pending.clear()
         self._sent.clear()
+        self._run.clear()
+        self._run_end = None
 
     def push(self, ts: int, ssrc: int, payload: bytes) -> list[tuple[int, int, bytes]]:
         """Place one packet; return (seq, ts, frame) of every frame it completes (or that
@@ -68,6 +84,75 @@ class Repacketiser:
         if ssrc != self._ssrc or abs(offset - self._newest * frame) > self._max_jump:
             self._restart(ts, ssrc)
             offset = 0
+        size = len(payload)
+        if not size:
+            return []
+        if offset != self._run_end:
+            first, within = divmod(offset, frame)
+            done = self._end_run()
+            if within or not self._fresh(first, 1):
+                done += self._place(offset, payload)
+            else:  # a new run, on a frame boundary nothing has touched yet
+                self._run_start, self._run_end = first, offset
+                done += self._extend_run(payload)
+        else:
+            done = self._extend_run(payload)
+        self._newest = max(self._newest, (offset + size - 1) // frame)
+        return self._give_up(self._newest - LAG) + done  # older frames first
+
+    def _extend_run(self, payload: bytes) -> list[tuple[int, int, bytes]]:
+        frame, run = self.frame, self._run
+        run += payload
+        assert self._run_end is not None
+        self._run_end += len(payload)
+        whole = len(run) // frame
+        done = []
+        for k in range(whole):
+            index = self._run_start + k
+            self._pending.pop(index, None)  # an early packet's part: the run has it all
+            if index in self._sent or index < self._floor:
+                self.stats.dropped_bytes += frame
+                continue
+            self._sent.add(index)
+            done.append(self._frame(index, run[k * frame : (k + 1) * frame]))
+        if whole:
+            del run[: whole * frame]
+            self._run_start += whole
+        if run and self._run_start in self._pending:  # an early packet has the frame's rest
+            done += self._end_run()
+        return done
+
+    def _end_run(self) -> list[tuple[int, int, bytes]]:
+        """Turn the run's part-filled frame into a pending one (the general path's);
+        return it if that completes it."""
+        if self._run_end is None:
+            return []
+        done = []
+        if self._run:
+            full = self._write(self._run_start, 0, self._run)
+            if full is not None:
+                done.append(full)
+            self._run.clear()
+        self._run_end = None
+        return done
+
+    def _write(self, index: int, within: int, data: bytes | bytearray
+               ) -> tuple[int, int, bytes] | None:
+        """Put `data` into pending frame `index` at `within`; the frame if now full."""
+        buf, mask = self._pending.get(index) or (bytearray(self._silence), bytearray(self.frame))
+        end = within + len(data)
+        buf[within:end] = data
+        mask[within:end] = b"\x01" * len(data)
+        if 0 in mask:
+            self._pending[index] = (buf, mask)
+            return None
+        self._pending.pop(index, None)
+        self._sent.add(index)
+        return self._frame(index, buf)
+
+    def _place(self, offset: int, payload: bytes) -> list[tuple[int, int, bytes]]:
+        """The general path: each byte range into its frame."""
+        frame = self.frame
         done: list[tuple[int, int, bytes]] = []
         pos, size = 0, len(payload)
         first, within = divmod(offset, frame)
@@ -76,26 +161,18 @@ class Repacketiser:
             for k in range(size // frame):
                 self._sent.add(first + k)
                 done.append(self._frame(first + k, payload[k * frame : (k + 1) * frame]))
-            pos = size
+            return done
         while pos < size:
             index, within = divmod(offset + pos, frame)
             take = min(frame - within, size - pos)
             if index < self._floor or index in self._sent:
                 self.stats.dropped_bytes += take
             else:
-                buf, filled = self._pending.get(index) or (bytearray(self._silence), 0)
-                buf[within : within + take] = payload[pos : pos + take]
-                filled += take
-                if filled >= frame:  # full (a duplicate can overcount: it is full anyway)
-                    self._pending.pop(index, None)
-                    self._sent.add(index)
-                    done.append(self._frame(index, buf))
-                else:
-                    self._pending[index] = (buf, filled)
+                full = self._write(index, within, payload[pos : pos + take])
+                if full is not None:
+                    done.append(full)
             pos += take
-        if size:
-            self._newest = max(self._newest, (offset + size - 1) // frame)
-        return self._give_up(self._newest - LAG) + done  # older frames first
+        return done
 
     def _fresh(self, first: int, count: int) -> bool:
         """Whether frames first..first+count-1 are untouched: not sent, pending or past."""
@@ -110,7 +187,9 @@ class Repacketiser:
         self._ssrc, self._base = ssrc, ts
         self._pending.clear()
         self._sent.clear()
-        # Packets from just before the first one (reordered) still land, on frames -1, -2.
+        self._run.clear()
+        self._run_end = None
+        # Packets from just before the first one (reordered) still land, on frames -LAG..-1.
         self._floor, self._newest = -LAG, 0
 
     def _give_up(self, below: int) -> list[tuple[int, int, bytes]]:
