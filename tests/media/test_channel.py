@@ -405,3 +405,19 @@ async def test_rtcp_goes_where_the_sdp_said(
         assert parse_rtcp(data)[0].packet_type in (RTCP_SR, RTCP_RR)
     finally:
         elsewhere.sock.close()
+
+
+async def test_bad_rtcp_from_the_peer_is_counted_and_reports_go_on(
+    engine: MediaEngine, peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("media.channel.report_interval", lambda first: 0.05)
+    ch = await engine.open_channel()
+    ch.configure(remote=peer.addr, payload_type=0)
+    peer.send(media(0, ssrc=0x77), ch.local_port)
+    await until(lambda: ch.stats.packets_in == 1)
+    short_sr = struct.pack("!BBHI", 0x80, RTCP_SR, 1, 0x77)  # framing fine, no sender info
+    for bad in (b"\x80\xc8", b"\x00" * 8, short_sr):
+        peer.send(bad, ch.rtcp_port)
+    await until(lambda: ch.stats.bad_packets == 3)
+    report = await rtcp_received(peer)  # the peer's RTCP source: symmetric RTCP
+    assert report[0].packet_type in (RTCP_SR, RTCP_RR) and report[0].ssrc == ch.stats.ssrc
