@@ -26,19 +26,18 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from media.dsp.dtmf import KEYS, DtmfDetector, resample
+from media.dsp.dtmf import KEYS, DtmfDetector
 from media.tones import dtmf_digits, dtmf_tone
+from tests.support.audio import espeak_pcm
 
 PTIME_US = 20_000
 IVR_PRESS_EVERY_S = 5
@@ -102,19 +101,10 @@ VOICES = [  # (voice, text, words per minute, pitch 0-99)
 ]
 
 
-def speak(text: str, voice: str, wpm: int, pitch: int, path: Path) -> np.ndarray:
-    """espeak-ng's rendering of `text` as 8 kHz int16."""
-    command = ["espeak-ng", "-v", voice, "-s", str(wpm), "-p", str(pitch), "-w", str(path), text]
-    subprocess.run(command, check=True, capture_output=True, timeout=120)
-    with wave.open(str(path), "rb") as w:
-        rate, raw = w.getframerate(), w.readframes(w.getnframes())
-    return resample(np.frombuffer(raw, "<i2"), rate)
-
-
 def speech_set() -> list[np.ndarray]:
     with tempfile.TemporaryDirectory() as tmp:
         return [
-            speak(TEXTS[lang], voice, wpm, pitch, Path(tmp) / f"{i}.wav")
+            espeak_pcm(TEXTS[lang], Path(tmp) / f"{i}.wav", voice, wpm, pitch)
             for i, (voice, lang, wpm, pitch) in enumerate(VOICES)
         ]
 

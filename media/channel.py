@@ -510,11 +510,9 @@ class Channel:
             self._latch_to(addr)
         self._stats.remote_ssrc = ssrc
         rx = self._rx_stats
-        if rx is not None and rx.ssrc == ssrc:
-            rx.update(seq, ts, _monotonic())
-        else:
-            self._rx_stats = ReceptionStats.start(ssrc, seq)
-            self._rx_stats.update(seq, ts, _monotonic())
+        if rx is None or rx.ssrc != ssrc:
+            rx = self._rx_stats = ReceptionStats.start(ssrc, seq)
+        rx.update(seq, ts, _monotonic())
         if self._receive:
             if self._repack is None and len(payload) == self._frame_bytes:
                 self._jb.push(seq, ts, ssrc, payload)

@@ -90,7 +90,7 @@ class Repacketiser:
         if offset != self._run_end:
             first, within = divmod(offset, frame)
             done = self._end_run()
-            if within or not self._fresh(first, 1):
+            if within or not self._fresh(first):
                 done += self._place(offset, payload)
             else:  # a new run, on a frame boundary nothing has touched yet
                 self._run_start, self._run_end = first, offset
@@ -155,13 +155,6 @@ class Repacketiser:
         frame = self.frame
         done: list[tuple[int, int, bytes]] = []
         pos, size = 0, len(payload)
-        first, within = divmod(offset, frame)
-        if not within and not size % frame and self._fresh(first, size // frame):
-            # Whole frames on the grid (40 or 60 ms packets): slices, nothing to merge.
-            for k in range(size // frame):
-                self._sent.add(first + k)
-                done.append(self._frame(first + k, payload[k * frame : (k + 1) * frame]))
-            return done
         while pos < size:
             index, within = divmod(offset + pos, frame)
             take = min(frame - within, size - pos)
@@ -174,12 +167,9 @@ class Repacketiser:
             pos += take
         return done
 
-    def _fresh(self, first: int, count: int) -> bool:
-        """Whether frames first..first+count-1 are untouched: not sent, pending or past."""
-        if first < self._floor:
-            return False
-        sent, pending = self._sent, self._pending
-        return not any(i in sent or i in pending for i in range(first, first + count))
+    def _fresh(self, index: int) -> bool:
+        """Whether frame `index` is untouched: not sent, pending or past."""
+        return index >= self._floor and index not in self._sent and index not in self._pending
 
     def _restart(self, ts: int, ssrc: int) -> None:
         if self._ssrc is not None:

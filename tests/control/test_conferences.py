@@ -6,7 +6,7 @@ on a stand-in call."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ from control.conferences import (
 from control.holdmusic import hold_music, join_beep, leave_beep
 from media.channel import Channel
 from media.engine import MediaEngine
+from tests.support.udp import until
 
 SCOPE = ("app", 0)
 HOLD_PCM = np.full(800, 123, dtype=np.int16)
@@ -75,13 +76,6 @@ class Clock:
 
 
 @pytest.fixture
-async def engine() -> AsyncIterator[MediaEngine]:
-    eng = MediaEngine(port_range=(0, 0))
-    yield eng
-    await eng.stop()
-
-
-@pytest.fixture
 def clock() -> Clock:
     return Clock()
 
@@ -108,14 +102,6 @@ def member(engine: MediaEngine) -> MakeMember:
 async def settle() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
-
-
-async def until(cond: Callable[[], bool], timeout: float = 2.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        assert loop.time() < deadline, "condition never became true"
-        await asyncio.sleep(0.005)
 
 
 def enter(service: ConferenceService, m: Member, name: str = "room",

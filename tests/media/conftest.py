@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from media.dsp import dtmf
+from tests.support.udp import UdpPeer
 
 
 @pytest.fixture(params=["c", "numpy"])
@@ -18,3 +19,11 @@ def dtmf_kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     elif dtmf._compiled is None:
         pytest.fail(f"the compiled DTMF kernel is not built ({dtmf._compiled_error}): run make")
     yield request.param
+
+
+@pytest.fixture
+def peer() -> Iterator[UdpPeer]:
+    """The far end's RTP port."""
+    p = UdpPeer()
+    yield p
+    p.close()

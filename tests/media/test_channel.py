@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 import struct
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -22,59 +21,18 @@ from media.rtp import (
     RTCP_SR,
     RtcpPacket,
     RtpHeader,
-    RtpPacket,
     pack_header,
     pack_telephone_event,
     parse_rtcp,
 )
-
-
-class Peer:
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.setblocking(False)
-        self.addr: tuple[str, int] = self.sock.getsockname()
-
-    def send(self, data: bytes, port: int) -> None:
-        self.sock.sendto(data, ("127.0.0.1", port))
-
-    def drain(self) -> list[RtpPacket]:
-        out = []
-        while True:
-            try:
-                out.append(RtpPacket.parse(self.sock.recvfrom(2048)[0]))
-            except BlockingIOError:
-                return out
-
-
-@pytest.fixture
-async def engine() -> AsyncIterator[MediaEngine]:
-    eng = MediaEngine(port_range=(0, 0))
-    yield eng
-    await eng.stop()
-
-
-@pytest.fixture
-def peer() -> Peer:
-    p = Peer()
-    yield p  # type: ignore[misc]
-    p.sock.close()
-
-
-async def until(cond: Callable[[], bool], timeout: float = 2.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        assert loop.time() < end, "condition not met in time"
-        await asyncio.sleep(0.005)
+from tests.support.udp import UdpPeer, until
 
 
 def media(i: int, payload: bytes = b"\xff" * 160, pt: int = 0, ssrc: int = 0xABC) -> bytes:
     return pack_header(pt, i == 0, (65530 + i) & 0xFFFF, 1000 + 160 * i, ssrc) + payload
 
 
-async def test_latches_to_source_of_first_valid_packet(engine: MediaEngine, peer: Peer) -> None:
+async def test_latches_to_source_of_first_valid_packet(engine: MediaEngine, peer: UdpPeer) -> None:
     ch = await engine.open_channel()
     sdp_addr = ("127.0.0.1", 9)  # what SDP said; the peer is really elsewhere (NAT)
     ch.configure(remote=sdp_addr, payload_type=0)
@@ -96,8 +54,8 @@ async def test_latches_to_source_of_first_valid_packet(engine: MediaEngine, peer
     assert ch.destination == ("127.0.0.1", 11) and ch.stats.latched_addr is None
 
 
-async def test_latching_can_be_disabled(engine: MediaEngine, peer: Peer) -> None:
-    other = Peer()
+async def test_latching_can_be_disabled(engine: MediaEngine, peer: UdpPeer) -> None:
+    other = UdpPeer()
     try:
         ch = await engine.open_channel()
         ch.configure(remote=other.addr, payload_type=0, latch=False)
@@ -107,7 +65,7 @@ async def test_latching_can_be_disabled(engine: MediaEngine, peer: Peer) -> None
         assert len(other.drain()) == 1 and peer.drain() == []
         assert ch.stats.latched_addr is None
     finally:
-        other.sock.close()
+        other.close()
 
 
 @pytest.mark.parametrize(
@@ -125,7 +83,9 @@ async def test_latching_can_be_disabled(engine: MediaEngine, peer: Peer) -> None
         pack_header(96, False, 1, 1, 1) + bytes(160),  # PT not negotiated
     ],
 )
-async def test_garbage_is_counted_and_dropped(engine: MediaEngine, peer: Peer, data: bytes) -> None:
+async def test_garbage_is_counted_and_dropped(
+    engine: MediaEngine, peer: UdpPeer, data: bytes
+) -> None:
     ch = await engine.open_channel()
     ch.configure(remote=peer.addr, payload_type=0, telephone_event_pt=101)
     peer.send(data, ch.local_port)
@@ -136,7 +96,7 @@ async def test_garbage_is_counted_and_dropped(engine: MediaEngine, peer: Peer, d
     assert len(peer.drain()) == 1
 
 
-async def test_packets_before_configure_are_dropped(engine: MediaEngine, peer: Peer) -> None:
+async def test_packets_before_configure_are_dropped(engine: MediaEngine, peer: UdpPeer) -> None:
     ch = await engine.open_channel()
     peer.send(media(0), ch.local_port)
     await until(lambda: ch.stats.packets_in == 1)
@@ -154,7 +114,7 @@ def rtcp_compound(ssrc: int) -> bytes:
     return sr + sdes + rr + bye
 
 
-async def test_rtcp_received_and_counted(engine: MediaEngine, peer: Peer) -> None:
+async def test_rtcp_received_and_counted(engine: MediaEngine, peer: UdpPeer) -> None:
     ch = await engine.open_channel()
     assert ch.rtcp_port is not None
     ch.configure(remote=peer.addr, payload_type=0)
@@ -165,7 +125,7 @@ async def test_rtcp_received_and_counted(engine: MediaEngine, peer: Peer) -> Non
     assert ch.stats.packets_in == 0 and ch.stats.latched_addr is None
 
 
-async def test_telephone_events_reach_the_hook(engine: MediaEngine, peer: Peer) -> None:
+async def test_telephone_events_reach_the_hook(engine: MediaEngine, peer: UdpPeer) -> None:
     ch = await engine.open_channel()
     ch.configure(remote=peer.addr, payload_type=0, telephone_event_pt=101)
     got: list[TelephoneEventReceived] = []
@@ -188,7 +148,9 @@ async def test_telephone_events_reach_the_hook(engine: MediaEngine, peer: Peer) 
     assert ch.stats.latched_addr == peer.addr and ch.stats.telephone_events == 4
 
 
-async def test_failing_telephone_event_hook_is_contained(engine: MediaEngine, peer: Peer) -> None:
+async def test_failing_telephone_event_hook_is_contained(
+    engine: MediaEngine, peer: UdpPeer
+) -> None:
     ch = await engine.open_channel()
     ch.configure(remote=peer.addr, payload_type=0, telephone_event_pt=101)
 
@@ -203,7 +165,7 @@ async def test_failing_telephone_event_hook_is_contained(engine: MediaEngine, pe
     await until(lambda: ch.stats.packets_in == 2)
 
 
-async def test_receive_false_ignores_inbound_audio(engine: MediaEngine, peer: Peer) -> None:
+async def test_receive_false_ignores_inbound_audio(engine: MediaEngine, peer: UdpPeer) -> None:
     ch = await engine.open_channel()
     ch.configure(remote=peer.addr, payload_type=0, receive=False)
     peer.send(media(0, b"\x00" * 160), ch.local_port)
@@ -211,7 +173,7 @@ async def test_receive_false_ignores_inbound_audio(engine: MediaEngine, peer: Pe
     assert not engine._rx_active
 
 
-async def test_inbound_audio_through_jitter_buffer(engine: MediaEngine, peer: Peer) -> None:
+async def test_inbound_audio_through_jitter_buffer(engine: MediaEngine, peer: UdpPeer) -> None:
     """A peer streams PCMU with reordering and a wrap at 65535; the hook hears it in order."""
     ch = await engine.open_channel()
     ch.configure(remote=peer.addr, payload_type=0)
@@ -237,7 +199,7 @@ async def test_inbound_audio_through_jitter_buffer(engine: MediaEngine, peer: Pe
     assert ch._jb.stats.lost == 0 and ch._jb.stats.late == 0
 
 
-async def test_real_clock_end_to_end(peer: Peer) -> None:
+async def test_real_clock_end_to_end(peer: UdpPeer) -> None:
     """Engine clock running: the peer hears exactly the played audio, seq/ts continuous."""
     engine = MediaEngine(port_range=(0, 0))
     await engine.start()
@@ -275,7 +237,7 @@ def test_rtp_header_of_channel_packets_round_trips() -> None:
 
 @pytest.mark.parametrize("ptime_ms", [10, 30, 40, 60])
 async def test_a_peer_at_another_ptime_is_heard_sample_exact(
-    engine: MediaEngine, peer: Peer, ptime_ms: int
+    engine: MediaEngine, peer: UdpPeer, ptime_ms: int
 ) -> None:
     """Packets of 10-60 ms are re-cut into the engine's 20 ms frames by timestamp: what the
     engine decodes is the peer's audio, every sample, in order (after the playout delay)."""
@@ -305,25 +267,18 @@ async def test_a_peer_at_another_ptime_is_heard_sample_exact(
     assert np.array_equal(got[start : start + whole], expected[:whole])
 
 
-def rtcp_pair() -> tuple[Peer, Peer]:
+def rtcp_pair() -> tuple[UdpPeer, UdpPeer]:
     """Two peer sockets on consecutive ports (RTP, RTCP = RTP + 1)."""
     for _ in range(50):
-        rtp = Peer()
-        rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rtp = UdpPeer()
         try:
-            rtcp.bind(("127.0.0.1", rtp.addr[1] + 1))
+            return rtp, UdpPeer(rtp.addr[1] + 1)
         except OSError:
-            rtcp.close()
-            rtp.sock.close()
-            continue
-        rtcp.setblocking(False)
-        second = Peer.__new__(Peer)
-        second.sock, second.addr = rtcp, rtcp.getsockname()
-        return rtp, second
+            rtp.close()
     raise AssertionError("no two consecutive free ports")
 
 
-async def rtcp_received(peer: Peer, timeout: float = 3.0) -> list[RtcpPacket]:
+async def rtcp_received(peer: UdpPeer, timeout: float = 3.0) -> list[RtcpPacket]:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while True:
@@ -359,7 +314,7 @@ async def test_rtcp_reports_both_streams_and_ends_with_bye(
         assert ext_max == 65530 + 59  # media() numbers from 65530: no wrap counted yet
         assert any(p.packet_type == RTCP_SDES for p in first)
         # The peer's SR: our next block carries its LSR, and reports now go where it sent.
-        other = Peer()
+        other = UdpPeer()
         sr = struct.pack("!BBHIIIIII", 0x80, RTCP_SR, 6, 0x5151, 0xE1234567, 0x89ABCDEF, 0,
                          0, 0)
         other.send(sr, ch.rtcp_port)
@@ -371,18 +326,18 @@ async def test_rtcp_reports_both_streams_and_ends_with_bye(
         ch.close()
         bye = await rtcp_received(other)
         assert [p.packet_type for p in bye][-1] == RTCP_BYE
-        other.sock.close()
+        other.close()
     finally:
-        rtp.sock.close()
-        rtcp.sock.close()
+        rtp.close()
+        rtcp.close()
 
 
 @pytest.mark.parametrize("how", ["sdp-address", "mux"])
 async def test_rtcp_goes_where_the_sdp_said(
-    engine: MediaEngine, peer: Peer, monkeypatch: pytest.MonkeyPatch, how: str
+    engine: MediaEngine, peer: UdpPeer, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
     monkeypatch.setattr("media.channel.report_interval", lambda first: 0.05)
-    elsewhere = Peer()  # not RTP port + 1: only a=rtcp can send reports here
+    elsewhere = UdpPeer()  # not RTP port + 1: only a=rtcp can send reports here
     try:
         ch = await engine.open_channel()
         if how == "mux":
@@ -404,11 +359,11 @@ async def test_rtcp_goes_where_the_sdp_said(
         assert src[1] == source_port
         assert parse_rtcp(data)[0].packet_type in (RTCP_SR, RTCP_RR)
     finally:
-        elsewhere.sock.close()
+        elsewhere.close()
 
 
 async def test_bad_rtcp_from_the_peer_is_counted_and_reports_go_on(
-    engine: MediaEngine, peer: Peer, monkeypatch: pytest.MonkeyPatch
+    engine: MediaEngine, peer: UdpPeer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("media.channel.report_interval", lambda first: 0.05)
     ch = await engine.open_channel()

@@ -6,8 +6,7 @@ import asyncio
 import importlib
 import itertools
 import logging
-import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +19,7 @@ from media.engine import DtmfDetectorLike, MediaEngine
 from media.events import DigitReceived, DigitSource
 from media.rtp import RtpPacket, TelephoneEvent, pack_header, pack_telephone_event
 from media.tones import DTMF_FREQS
+from tests.support.udp import UdpPeer, until
 
 TE = 101
 PTIME = 0.02
@@ -78,24 +78,12 @@ def _real_detector() -> DtmfDetectorLike | None:
     return detector
 
 
-class Peer:
+class Peer(UdpPeer):
+    """The far end, numbering the RFC 4733 packets it sends."""
+
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.setblocking(False)
-        self.addr: tuple[str, int] = self.sock.getsockname()
+        super().__init__()
         self.seq = itertools.count(40000)
-
-    def send(self, data: bytes, port: int) -> None:
-        self.sock.sendto(data, ("127.0.0.1", port))
-
-    def drain(self) -> list[RtpPacket]:
-        out = []
-        while True:
-            try:
-                out.append(RtpPacket.parse(self.sock.recvfrom(2048)[0]))
-            except BlockingIOError:
-                return out
 
 
 @pytest.fixture
@@ -114,15 +102,7 @@ async def engine(fake: FakeDetector) -> AsyncIterator[MediaEngine]:
 def peer() -> Iterator[Peer]:
     p = Peer()
     yield p
-    p.sock.close()
-
-
-async def until(cond: Callable[[], bool], timeout: float = 2.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        assert loop.time() < end, "condition not met in time"
-        await asyncio.sleep(0.002)
+    p.close()
 
 
 async def until_received(count: int, *channels: Channel) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -15,7 +14,8 @@ from media.channel import Channel
 from media.conference import MixGroup
 from media.dsp.dtmf import detect_digits
 from media.engine import MediaEngine
-from media.rtp import RtpPacket, TelephoneEvent, pack_header
+from media.rtp import TelephoneEvent, pack_header
+from tests.support.udp import UdpPeer
 
 PTIME = 0.02
 AMP = 4000
@@ -26,14 +26,11 @@ WINDOW = 1600
 TE_PT = 101
 
 
-class Peer:
+class Peer(UdpPeer):
     """A far end on a UDP socket that sends its own tone as PCMU, one packet per tick."""
 
     def __init__(self, freq: int) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.setblocking(False)
-        self.addr: tuple[str, int] = self.sock.getsockname()
+        super().__init__()
         self.freq = freq
         self.sent = 0
         self.target: tuple[str, int] | None = None
@@ -46,21 +43,9 @@ class Peer:
         self.sock.sendto(header + g711.encode(g711.PCMU, pcm), self.target)
         self.sent += 1
 
-    def drain(self) -> list[RtpPacket]:
-        packets: list[RtpPacket] = []
-        while True:
-            try:
-                data, _ = self.sock.recvfrom(2048)
-            except BlockingIOError:
-                return packets
-            packets.append(RtpPacket.parse(data))
-
     def audio(self) -> npt.NDArray[np.int16]:
         payloads = [p.payload for p in self.drain() if p.header.payload_type == 0]
         return g711.decode(g711.PCMU, b"".join(payloads))
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 class Rig:

@@ -8,16 +8,14 @@ numbers included. All clips run through one detector at once, one row per clip.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import wave
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from media import g711
-from media.dsp.dtmf import DtmfDetector, resample
+from media.dsp.dtmf import DtmfDetector
 from media.tones import dtmf_digits
+from tests.support.audio import espeak_pcm
 
 TEXT = {
     "en": (
@@ -65,20 +63,11 @@ pytestmark = [
 ]
 
 
-def speak(text: str, voice: str, wpm: int, pitch: int, path: Path) -> np.ndarray:
-    """espeak-ng's rendering of `text`, as 8 kHz int16."""
-    command = ["espeak-ng", "-v", voice, "-s", str(wpm), "-p", str(pitch), "-w", str(path), text]
-    subprocess.run(command, check=True, capture_output=True, timeout=60)
-    with wave.open(str(path), "rb") as w:
-        rate, raw = w.getframerate(), w.readframes(w.getnframes())
-    return resample(np.frombuffer(raw, "<i2"), rate)
-
-
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
     tmp = tmp_path_factory.mktemp("speech")
     return [
-        speak(TEXT[lang], voice, wpm, pitch, tmp / f"{i}.wav")
+        espeak_pcm(TEXT[lang], tmp / f"{i}.wav", voice, wpm, pitch)
         for i, (voice, lang, wpm, pitch) in enumerate(VOICES)
     ]
 

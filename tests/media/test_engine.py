@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import socket
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -15,44 +15,9 @@ from media import g711
 from media.channel import Channel
 from media.engine import MediaEngine
 from media.rtp import RtpPacket
+from tests.support.udp import UdpPeer
 
 PTIME = 0.02
-
-
-class Peer:
-    """A plain UDP socket standing in for the far end."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.setblocking(False)
-        self.addr: tuple[str, int] = self.sock.getsockname()
-
-    def drain(self) -> list[RtpPacket]:
-        packets = []
-        while True:
-            try:
-                data, _ = self.sock.recvfrom(2048)
-            except BlockingIOError:
-                return packets
-            packets.append(RtpPacket.parse(data))
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-@pytest.fixture
-async def engine() -> AsyncIterator[MediaEngine]:
-    eng = MediaEngine(port_range=(0, 0))
-    yield eng
-    await eng.stop()
-
-
-@pytest.fixture
-def peer() -> Peer:
-    p = Peer()
-    yield p  # type: ignore[misc]
-    p.close()
 
 
 def run_ticks(engine: MediaEngine, count: int, start: float = 0.0) -> None:
@@ -73,13 +38,15 @@ def decode_stream(packets: Sequence[RtpPacket], pt: int = g711.PCMU) -> np.ndarr
     return g711.decode(pt, b"".join(p.payload for p in packets))
 
 
-async def configured(engine: MediaEngine, peer: Peer, pt: int = g711.PCMU) -> Channel:
+async def configured(engine: MediaEngine, peer: UdpPeer, pt: int = g711.PCMU) -> Channel:
     ch = await engine.open_channel()
     ch.configure(remote=peer.addr, payload_type=pt, latch=False)
     return ch
 
 
-async def test_silence_stream_with_continuous_seq_and_ts(engine: MediaEngine, peer: Peer) -> None:
+async def test_silence_stream_with_continuous_seq_and_ts(
+    engine: MediaEngine, peer: UdpPeer
+) -> None:
     ch = await configured(engine, peer)
     run_ticks(engine, 10)
     packets = peer.drain()
@@ -95,14 +62,14 @@ async def test_silence_stream_with_continuous_seq_and_ts(engine: MediaEngine, pe
     assert engine.stats.ticks == 10 and engine.stats.channels == 1
 
 
-async def test_unconfigured_channel_sends_nothing(engine: MediaEngine, peer: Peer) -> None:
+async def test_unconfigured_channel_sends_nothing(engine: MediaEngine, peer: UdpPeer) -> None:
     await engine.open_channel()
     run_ticks(engine, 3)
     assert peer.drain() == []
 
 
 @pytest.mark.parametrize("pt", [g711.PCMU, g711.PCMA])
-async def test_play_sends_the_audio_exactly(engine: MediaEngine, peer: Peer, pt: int) -> None:
+async def test_play_sends_the_audio_exactly(engine: MediaEngine, peer: UdpPeer, pt: int) -> None:
     ch = await configured(engine, peer, pt)
     src = tone(0.31)  # not a whole number of frames: the last one is padded
     fut = ch.play(src)
@@ -123,7 +90,7 @@ async def test_play_sends_the_audio_exactly(engine: MediaEngine, peer: Peer, pt:
     assert frames == 16 and len(audio) == 19 * 160
 
 
-async def test_queued_plays_follow_each_other(engine: MediaEngine, peer: Peer) -> None:
+async def test_queued_plays_follow_each_other(engine: MediaEngine, peer: UdpPeer) -> None:
     ch = await configured(engine, peer)
     a, b = tone(0.1, 300), tone(0.06, 1000)
     fa, fb = ch.play(a), ch.play(b)
@@ -134,7 +101,7 @@ async def test_queued_plays_follow_each_other(engine: MediaEngine, peer: Peer) -
     np.testing.assert_array_equal(audio[800:1280], quantised(b))
 
 
-async def test_stop_audio_and_close_resolve_false(engine: MediaEngine, peer: Peer) -> None:
+async def test_stop_audio_and_close_resolve_false(engine: MediaEngine, peer: UdpPeer) -> None:
     ch = await configured(engine, peer)
     f1, f2 = ch.play(tone(1)), ch.play(tone(1))
     run_ticks(engine, 3)
@@ -152,7 +119,7 @@ async def test_stop_audio_and_close_resolve_false(engine: MediaEngine, peer: Pee
     assert peer.drain() == []
 
 
-async def test_cancelled_play_is_skipped(engine: MediaEngine, peer: Peer) -> None:
+async def test_cancelled_play_is_skipped(engine: MediaEngine, peer: UdpPeer) -> None:
     ch = await configured(engine, peer)
     f1 = ch.play(tone(1, 300))
     f2 = ch.play(tone(0.04, 1000))
@@ -172,7 +139,7 @@ async def test_play_rejects_bad_audio(engine: MediaEngine) -> None:
     assert ch.play(np.zeros(0, np.int16)).result() is True
 
 
-async def test_hold_and_resume(engine: MediaEngine, peer: Peer) -> None:
+async def test_hold_and_resume(engine: MediaEngine, peer: UdpPeer) -> None:
     ch = await configured(engine, peer)
     fut = ch.play(tone(0.2))
     run_ticks(engine, 3)
@@ -193,7 +160,7 @@ async def test_hold_and_resume(engine: MediaEngine, peer: Peer) -> None:
     np.testing.assert_array_equal(audio[:1600], quantised(tone(0.2)))
 
 
-async def test_zero_address_means_hold(engine: MediaEngine, peer: Peer) -> None:
+async def test_zero_address_means_hold(engine: MediaEngine, peer: UdpPeer) -> None:
     ch = await configured(engine, peer)
     ch.configure(remote=("0.0.0.0", peer.addr[1]), payload_type=0)
     assert not ch.sending
@@ -201,14 +168,14 @@ async def test_zero_address_means_hold(engine: MediaEngine, peer: Peer) -> None:
     assert peer.drain() == []
 
 
-async def test_unsupported_payload_type(engine: MediaEngine, peer: Peer) -> None:
+async def test_unsupported_payload_type(engine: MediaEngine, peer: UdpPeer) -> None:
     ch = await engine.open_channel()
     with pytest.raises(ValueError, match="unsupported payload type 18"):
         ch.configure(remote=peer.addr, payload_type=18)
 
 
 async def test_mixed_codecs_and_slot_moves(engine: MediaEngine) -> None:
-    peers = [Peer() for _ in range(5)]
+    peers = [UdpPeer() for _ in range(5)]
     try:
         chans = [
             await configured(engine, p, g711.PCMA if i % 2 else g711.PCMU)
@@ -235,7 +202,7 @@ async def test_mixed_codecs_and_slot_moves(engine: MediaEngine) -> None:
             p.close()
 
 
-async def test_many_channels_grow_capacity(engine: MediaEngine, peer: Peer) -> None:
+async def test_many_channels_grow_capacity(engine: MediaEngine, peer: UdpPeer) -> None:
     chans = [await configured(engine, peer) for _ in range(70)]
     run_ticks(engine, 2)
     assert len(peer.drain()) == 140
@@ -246,7 +213,7 @@ async def test_many_channels_grow_capacity(engine: MediaEngine, peer: Peer) -> N
     assert engine.stats.channels == 35
 
 
-async def test_detect_hook_sees_decoded_input(engine: MediaEngine, peer: Peer) -> None:
+async def test_detect_hook_sees_decoded_input(engine: MediaEngine, peer: UdpPeer) -> None:
     ch = await configured(engine, peer)
     seen: list[np.ndarray] = []
 
@@ -275,7 +242,7 @@ def _pkt(i: int, payload: bytes, pt: int = 0, ssrc: int = 77) -> bytes:
     return pack_header(pt, i == 0, 1000 + i, 5000 + 160 * i, ssrc) + payload
 
 
-async def test_failing_hook_and_hook_closing_a_channel(engine: MediaEngine, peer: Peer) -> None:
+async def test_failing_hook_and_hook_closing_a_channel(engine: MediaEngine, peer: UdpPeer) -> None:
     a = await configured(engine, peer)
     b = await configured(engine, peer)
 

@@ -4,7 +4,6 @@ read back by our own parser and by tshark's (an independent implementation)."""
 from __future__ import annotations
 
 import random
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -151,7 +150,6 @@ def test_too_many_blocks_are_refused() -> None:
         build_report(1, "x", sender=None, blocks=[bytes(24)] * 32)
 
 
-@pytest.mark.skipif(shutil.which("tshark") is None, reason="needs tshark")
 def test_tshark_reads_our_reports(tmp_path: Path) -> None:
     stats = ReceptionStats.start(0xBEEF, 7)
     feed(stats, [s for s in range(7, 107) if s % 10])

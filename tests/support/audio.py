@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from media.dsp.dtmf import resample
 from tests.support import g711
 
 RATE = 8000
@@ -86,6 +87,16 @@ def tts_wav(text: str, path: Path, voice: str = "en-us", speed: int = 150) -> Pa
                     "-e", "signed-integer", str(path)], input=spoken, check=True,
                    capture_output=True, timeout=30)
     return path
+
+
+def espeak_pcm(text: str, path: Path, voice: str, wpm: int, pitch: int) -> Pcm:
+    """espeak-ng's rendering of `text` (at `wpm` words a minute and pitch 0-99), written
+    to the WAV `path` and returned as 8 kHz int16 (resampled by PyAV)."""
+    command = ["espeak-ng", "-v", voice, "-s", str(wpm), "-p", str(pitch), "-w", str(path), text]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    with wave.open(str(path), "rb") as w:
+        rate, raw = w.getframerate(), w.readframes(w.getnframes())
+    return resample(np.frombuffer(raw, "<i2"), rate)
 
 
 # --- generators -------------------------------------------------------------------------

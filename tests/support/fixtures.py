@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from media.engine import MediaEngine
 from tests.support import ports
 from tests.support.baresip import BaresipRunner
 from tests.support.callback_app import CallbackApp
@@ -25,6 +26,14 @@ from tests.support.sipp import SippRunner
 from tests.support.switch import RunningSwitch, running_switch
 
 SwitchFactory = Callable[..., Awaitable[RunningSwitch]]
+
+
+@pytest_asyncio.fixture
+async def engine() -> AsyncIterator[MediaEngine]:
+    """A MediaEngine on any free ports; its clock is not started (tests call `tick`)."""
+    eng = MediaEngine(port_range=(0, 0))
+    yield eng
+    await eng.stop()
 
 
 @pytest.fixture
