@@ -4,7 +4,9 @@ The channel owns what happens per packet (receive, validate, latch, buffer) and 
 call (configure, play, stop, close). Everything per tick lives in `MediaEngine`, which
 keeps the channel's send state (SSRC, sequence number, timestamp, marker, payload type)
 in numpy arrays indexed by the channel's slot so that a tick works on all channels at
-once. Garbage from the network is counted in `stats` and dropped; it never raises.
+once. The channel reaches the engine only through `media.host.ChannelHost` (the engine
+imports the channel, never the reverse). Garbage from the network is counted in `stats`
+and dropped; it never raises.
 
 DTMF: inbound RFC 4733 packets go through the channel's `TelephoneEventReceiver`, SIP
 INFO digits come in through `receive_info_digit`, and the engine's in-band detector
@@ -22,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +32,7 @@ import numpy.typing as npt
 from . import g711
 from .digits import DigitCombiner, dtmf_audio, inband_latency
 from .events import DigitReceived, DigitSource, TelephoneEventReceived, TelephoneEventStarted
+from .host import ChannelHost, MixSeat
 from .jitter import JitterBuffer
 from .repacketise import Repacketiser
 from .rtcp import (
@@ -42,10 +45,6 @@ from .rtcp import (
 )
 from .rtp import DTMF_EVENTS, RTCP_SR, TelephoneEvent, is_rtcp, parse_rtcp, unpack_rtp
 from .telephone_event import TelephoneEventReceiver, TelephoneEventSender
-
-if TYPE_CHECKING:
-    from .conference import MixGroup
-    from .engine import MediaEngine
 
 log = logging.getLogger(__name__)
 _monotonic = time.monotonic  # the receive path's clock (loop.time() is the same clock)
@@ -131,7 +130,7 @@ class Channel:
 
     def __init__(
         self,
-        engine: MediaEngine,
+        engine: ChannelHost[Channel],
         *,
         local_host: str,
         local_port: int,
@@ -181,7 +180,7 @@ class Channel:
         self._te_rx = TelephoneEventReceiver()
         self._digits = DigitCombiner(latency={DigitSource.INBAND: inband_latency(engine.jitter_ms)})
         self._dtmf_out: deque[_DtmfSend] = deque()
-        self._mix_group: MixGroup | None = None  # set by MixGroup.add/remove
+        self._mix_group: MixSeat[Channel] | None = None  # set by MixGroup.add/remove
 
     def __repr__(self) -> str:
         return f"<Channel {self.local_host}:{self.local_port} slot={self._slot}>"
@@ -200,7 +199,7 @@ class Channel:
         return self._closed
 
     @property
-    def mix_group(self) -> MixGroup | None:
+    def mix_group(self) -> MixSeat[Channel] | None:
         """The conference mix this channel is a member of, if any."""
         return self._mix_group
 
