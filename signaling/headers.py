@@ -1,4 +1,4 @@
-"""Structured SIP header values (RFC 3261 §20, §25.1) and response construction.
+"""Structured SIP header values (RFC 3261 §20, §25.1), reason phrases, tags and branches.
 
 Each structured header is a small dataclass with `parse(text)` and `str()`. Parsers
 accept the LWS the grammar allows anywhere (folded lines arrive already unfolded to
@@ -10,19 +10,15 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from signaling.uri import URI, SipParseError
-
-if TYPE_CHECKING:
-    from signaling.message import Request, Response
+from signaling.errors import SipParseError
+from signaling.uri import URI
 
 __all__ = [
     "REASON_PHRASES",
     "CSeq",
     "NameAddr",
     "Via",
-    "make_response",
     "new_branch",
     "new_call_id",
     "new_tag",
@@ -379,49 +375,3 @@ def new_branch() -> str:
 
 def new_call_id(host: str) -> str:
     return f"{secrets.token_hex(12)}@{host}"
-
-
-def make_response(
-    request: Request,
-    status: int,
-    reason: str | None = None,
-    *,
-    to_tag: str | None = None,
-    headers: list[tuple[str, str]] | None = None,
-    body: bytes = b"",
-    content_type: str | None = None,
-) -> Response:
-    """Build a response to `request` as RFC 3261 §8.2.6.2 says.
-
-    Copies every Via, From, To, Call-ID and CSeq; adds a To tag (`to_tag`, or a new one)
-    to responses above 100 whose request had none. Header values are copied as text, so
-    this works on the `partial` request of a SipParseError too.
-    """
-    from signaling.message import Headers, Response
-
-    out = Headers()
-    src = request.headers
-    for name in ("Via", "From", "To", "Call-ID", "CSeq"):
-        for value in src.getall(name) if name == "Via" else src.getall_raw(name)[:1]:
-            if name == "To" and status > 100:
-                value = _with_tag(value, to_tag)
-            out.add(name, value)
-    for name, value in headers or ():
-        out.add(name, value)
-    if content_type is not None:
-        out.set("Content-Type", content_type)
-    out.set("Content-Length", str(len(body)))
-    if reason is None:
-        reason = REASON_PHRASES.get(status, "Unknown")
-    return Response(status, reason, out, body)
-
-
-def _with_tag(to: str, to_tag: str | None) -> str:
-    try:
-        if NameAddr.parse(to).tag is not None:
-            return to
-    except SipParseError:
-        return to  # a malformed To is copied as it came: the 400 names the fault
-    # Appending keeps the To exactly as the peer wrote it, which its dialog matching needs;
-    # in both name-addr and addr-spec form a trailing ';tag=' is a header parameter.
-    return f"{to};tag={to_tag or new_tag()}"

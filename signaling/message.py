@@ -18,12 +18,13 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from signaling.errors import SipParseError
 from signaling.headers import (
     MAGIC_COOKIE,
+    REASON_PHRASES,
     CSeq,
     NameAddr,
     Via,
-    make_response,
     new_branch,
     new_call_id,
     new_tag,
@@ -32,7 +33,7 @@ from signaling.headers import (
     validate_uri,
     validate_via,
 )
-from signaling.uri import URI, SipParseError
+from signaling.uri import URI
 
 __all__ = [
     "MAX_MESSAGE_SIZE",
@@ -338,6 +339,50 @@ class Response(_Message):
 # Headers that must appear at most once (RFC 3261 §7.3.1, §20); duplicates are a 400.
 _SINGLE_KEYS = frozenset(("from", "to", "call-id", "cseq", "max-forwards", "content-type"))
 _PRINTED = {"via": "Via", "from": "From", "to": "To", "call-id": "Call-ID", "cseq": "CSeq"}
+
+
+def make_response(
+    request: Request,
+    status: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    headers: list[tuple[str, str]] | None = None,
+    body: bytes = b"",
+    content_type: str | None = None,
+) -> Response:
+    """Build a response to `request` as RFC 3261 §8.2.6.2 says.
+
+    Copies every Via, From, To, Call-ID and CSeq; adds a To tag (`to_tag`, or a new one)
+    to responses above 100 whose request had none. Header values are copied as text, so
+    this works on the `partial` request of a SipParseError too.
+    """
+    out = Headers()
+    src = request.headers
+    for name in ("Via", "From", "To", "Call-ID", "CSeq"):
+        for value in src.getall(name) if name == "Via" else src.getall_raw(name)[:1]:
+            if name == "To" and status > 100:
+                value = _with_tag(value, to_tag)
+            out.add(name, value)
+    for name, value in headers or ():
+        out.add(name, value)
+    if content_type is not None:
+        out.set("Content-Type", content_type)
+    out.set("Content-Length", str(len(body)))
+    if reason is None:
+        reason = REASON_PHRASES.get(status, "Unknown")
+    return Response(status, reason, out, body)
+
+
+def _with_tag(to: str, to_tag: str | None) -> str:
+    try:
+        if NameAddr.parse(to).tag is not None:
+            return to
+    except SipParseError:
+        return to  # a malformed To is copied as it came: the 400 names the fault
+    # Appending keeps the To exactly as the peer wrote it, which its dialog matching needs;
+    # in both name-addr and addr-spec form a trailing ';tag=' is a header parameter.
+    return f"{to};tag={to_tag or new_tag()}"
 
 
 def parse_message(data: bytes) -> Request | Response:

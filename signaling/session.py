@@ -39,8 +39,8 @@ from .events import (
     ReinviteReceived,
     SessionTerminated,
 )
-from .headers import Via, make_response
-from .message import Request, Response
+from .headers import Via
+from .message import Request, Response, make_response
 from .sdp import NotAcceptable, SessionDescription
 from .transaction import is_ip_literal
 

@@ -26,8 +26,8 @@ from .events import (
     TransactionTimedOut,
     TransportErrorOccurred,
 )
-from .headers import Via, make_response, new_branch, new_tag
-from .message import Request, Response, SipParseError, parse_message
+from .headers import Via, new_branch, new_tag
+from .message import Request, Response, SipParseError, make_response, parse_message
 from .sdp import SessionDescription
 from .session import ServerSession, SessionState
 from .transaction import (
@@ -275,7 +275,7 @@ class SipStack:
             exc.reason,
             extra={"source": source.addr, "error": exc.reason, "answered": partial is not None},
         )
-        if partial is None or partial.method == "ACK":
+        if not isinstance(partial, Request) or partial.method == "ACK":
             return  # nothing to answer with, or an ACK, which is never answered
         try:
             _stamp_via(partial, source)

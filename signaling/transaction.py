@@ -41,8 +41,8 @@ from .events import (
     TransactionTimedOut,
     TransportErrorOccurred,
 )
-from .headers import Via, make_response
-from .message import Headers, Request, Response
+from .headers import Via
+from .message import Headers, Request, Response, make_response
 
 Message = Request | Response
 Event = (

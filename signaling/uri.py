@@ -10,32 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from signaling.message import Request
+from signaling.errors import SipParseError
 
 __all__ = ["URI", "SipParseError", "escape", "unescape"]
-
-
-class SipParseError(ValueError):
-    """The peer sent something that is not SIP; `reason` names the fault.
-
-    `status_code` is what a UAS answers (400, or 505 for an unsupported version);
-    `partial` is set when enough of a request was parsed to send that answer.
-    """
-
-    status_code: int = 400
-
-    def __init__(
-        self, reason: str, *, status_code: int | None = None, partial: Request | None = None
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        if status_code is not None:
-            self.status_code = status_code
-        self.partial = partial
-
 
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*\Z")
 _HOST_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_.])?\Z")

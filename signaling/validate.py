@@ -9,9 +9,9 @@ A UAS never answers an ACK: the caller drops an ACK that this rejects.
 
 from __future__ import annotations
 
-from signaling.headers import NameAddr, make_response
-from signaling.message import Request, Response
-from signaling.uri import SipParseError
+from signaling.errors import SipParseError
+from signaling.headers import NameAddr
+from signaling.message import Request, Response, make_response
 
 __all__ = ["STANDARD_METHODS", "check_request"]
 

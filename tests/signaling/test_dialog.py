@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from signaling.dialog import Dialog, DialogId, DialogState
-from signaling.headers import Via, make_response
-from signaling.message import Request, parse_message
+from signaling.headers import Via
+from signaling.message import Request, make_response, parse_message
 
 VIA = Via("UDP", "192.0.2.1", 5060, {"branch": "z9hG4bK-ours", "rport": None})
 

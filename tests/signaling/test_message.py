@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from signaling.headers import CSeq, make_response, new_branch, new_call_id, new_tag
+from signaling.headers import CSeq, new_branch, new_call_id, new_tag
 from signaling.message import (
     Headers,
     Request,
     Response,
     SipParseError,
     StreamFramer,
+    make_response,
     parse_message,
 )
 

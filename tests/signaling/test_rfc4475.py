@@ -13,8 +13,14 @@ from typing import Any
 
 import pytest
 
-from signaling.headers import make_response
-from signaling.message import Request, Response, SipParseError, StreamFramer, parse_message
+from signaling.message import (
+    Request,
+    Response,
+    SipParseError,
+    StreamFramer,
+    make_response,
+    parse_message,
+)
 from signaling.validate import check_request
 
 TORTURE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "rfc4475"

@@ -14,8 +14,7 @@ from signaling.events import (
     TransactionTimedOut,
     TransportErrorOccurred,
 )
-from signaling.headers import make_response
-from signaling.message import Request, Response, parse_message
+from signaling.message import Request, Response, make_response, parse_message
 from signaling.transaction import (
     Event,
     LocalProtocolError,
