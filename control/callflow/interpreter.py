@@ -16,20 +16,14 @@ import logging
 import re
 from typing import Any
 
-from control.callflow.actions import ASSIGN, REGISTRY, Action, ActionSpec, Outcome
-from control.callflow.context import FlowContext
+from control.callflow.actions import REGISTRY
+from control.callflow.context import ASSIGN, Action, ActionSpec, FlowContext, Goto, Outcome
 from control.callflow.errors import NoActions
 
 log = logging.getLogger("voxswitch.callflow")
 
 MAX_JUMPS = 10_000  # GOTOs per response: a loop with no blocking action must not spin
 _VAR_KEY = re.compile(r"^\$[A-Za-z_][\w$]*")
-
-
-class Goto(Exception):
-    def __init__(self, label: str) -> None:
-        super().__init__(label)
-        self.label = label
 
 
 async def _assign(action: Action, ctx: FlowContext) -> Outcome:

@@ -7,8 +7,7 @@ counts visits to this COLLECT. A COLLECT without a name is keyed `COLLECT_<index
 
 from __future__ import annotations
 
-from control.callflow.actions import Action, ActionSpec, Outcome, Param, register
-from control.callflow.context import FlowContext
+from control.callflow.context import Action, ActionSpec, FlowContext, Outcome, Param
 from control.callflow.errors import NoActions
 from control.calls import KeyPress
 
@@ -73,8 +72,8 @@ async def run(action: Action, ctx: FlowContext) -> Outcome:
     return Outcome.END if ctx.port.ended else Outcome.NEXT
 
 
-SPEC = register(ActionSpec("COLLECT", run, {
+SPEC = ActionSpec("COLLECT", run, {
     "finish_on_key": Param((str, int), "#", KEYS),
     "num_digits": Param((int,), 1),
     "timeout": Param((int, float), 5000),
-}, children=((("actions",), PROMPTS),)))
+}, children=((("actions",), PROMPTS),))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from control.callflow.actions import REQUIRED, Action, ActionSpec, Outcome, Param, register
-from control.callflow.context import FlowContext
+from control.callflow.context import REQUIRED, Action, ActionSpec, FlowContext, Outcome, Param
 
 
 async def run(action: Action, ctx: FlowContext) -> Outcome:
@@ -12,8 +11,8 @@ async def run(action: Action, ctx: FlowContext) -> Outcome:
     return await ctx.interpreter.run_list(action.children.get(branch, []))
 
 
-SPEC = register(ActionSpec(
+SPEC = ActionSpec(
     "IF", run, {"condition": Param((str,), REQUIRED)},
     top_level=frozenset({"condition"}),
     children=((("then",), None), (("orElse",), None)),
-))
+)

@@ -24,8 +24,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from control.callflow.actions import REQUIRED, Action, ActionSpec, Outcome, Param, register
-from control.callflow.context import FlowContext
+from control.callflow.context import REQUIRED, Action, ActionSpec, FlowContext, Outcome, Param
 from control.callflow.errors import NoActions
 from control.conferences import (
     ConferenceMember,
@@ -190,5 +189,5 @@ def _children() -> tuple[tuple[tuple[str, ...], Any], ...]:
     return tuple((("events", event), None) for event in EVENTS)
 
 
-SPEC = register(ActionSpec("CONFERENCE", run, _params(), interpolated=frozenset({"name"}),
-                           children=_children()))
+SPEC = ActionSpec("CONFERENCE", run, _params(), interpolated=frozenset({"name"}),
+                  children=_children())

@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from control.callflow.actions import REQUIRED, Action, ActionSpec, Outcome, Param, register
-from control.callflow.context import FlowContext
+from control.callflow.context import REQUIRED, Action, ActionSpec, FlowContext, Outcome, Param
 from control.callflow.errors import NoActions
 
 MAX_ITEMS = 10_000
@@ -43,9 +42,9 @@ async def run(action: Action, ctx: FlowContext) -> Outcome:
     return Outcome.NEXT
 
 
-SPEC = register(ActionSpec("FOREACH", run, {
+SPEC = ActionSpec("FOREACH", run, {
     "iterator": Param((str,), REQUIRED),
     "valueVar": Param((str,), "$val"),
     "keyVar": Param((str,), "$key"),
     "indexVar": Param((str,), "$index"),
-}, children=((("then",), None),)))
+}, children=((("then",), None),))

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import re
 
-from control.callflow.actions import REQUIRED, Action, ActionSpec, Outcome, Param, register
-from control.callflow.context import FlowContext
+from control.callflow.context import (
+    REQUIRED,
+    Action,
+    ActionSpec,
+    FlowContext,
+    Goto,
+    Outcome,
+    Param,
+)
 from control.callflow.errors import NoActions
 
 LABEL_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 async def goto(action: Action, ctx: FlowContext) -> Outcome:
-    from control.callflow.interpreter import Goto
-
     label = str(ctx.param(action, "label"))
     if not LABEL_NAME.match(label):
         raise NoActions(f"{action.where()}: label {label!r} may hold only letters, digits, "
@@ -25,6 +30,6 @@ async def label(action: Action, ctx: FlowContext) -> Outcome:
     return Outcome.NEXT
 
 
-GOTO = register(ActionSpec("GOTO", goto, {"label": Param((str,), REQUIRED)},
-                           interpolated=frozenset({"label"})))
-LABEL = register(ActionSpec("LABEL", label, {"name": Param((str,), None)}))
+GOTO = ActionSpec("GOTO", goto, {"label": Param((str,), REQUIRED)},
+                  interpolated=frozenset({"label"}))
+LABEL = ActionSpec("LABEL", label, {"name": Param((str,), None)})

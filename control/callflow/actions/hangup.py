@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from control.callflow.actions import Action, ActionSpec, Outcome, register
-from control.callflow.context import FlowContext
+from control.callflow.context import Action, ActionSpec, FlowContext, Outcome
 
 
 async def run(action: Action, ctx: FlowContext) -> Outcome:
@@ -11,4 +10,4 @@ async def run(action: Action, ctx: FlowContext) -> Outcome:
     return Outcome.END
 
 
-SPEC = register(ActionSpec("HANGUP", run))
+SPEC = ActionSpec("HANGUP", run)

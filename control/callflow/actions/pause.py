@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from control.callflow.actions import Action, ActionSpec, Outcome, Param, register
-from control.callflow.context import FlowContext
+from control.callflow.context import Action, ActionSpec, FlowContext, Outcome, Param
 from control.callflow.errors import NoActions
 
 MAX_PAUSE_S = 3600
@@ -17,4 +16,4 @@ async def run(action: Action, ctx: FlowContext) -> Outcome:
     return Outcome.NEXT
 
 
-SPEC = register(ActionSpec("PAUSE", run, {"seconds": Param((int, float), 5)}))
+SPEC = ActionSpec("PAUSE", run, {"seconds": Param((int, float), 5)})

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from control.callflow.actions import Action, ActionSpec, Outcome, Param, register
 from control.callflow.actions.say import repeat_count
-from control.callflow.context import FlowContext
+from control.callflow.context import Action, ActionSpec, FlowContext, Outcome, Param
 from control.callflow.errors import NoActions
 from media.tones import dtmf_tone, silence
 
@@ -58,11 +57,11 @@ async def run(action: Action, ctx: FlowContext) -> Outcome:
     return Outcome.NEXT
 
 
-SPEC = register(ActionSpec("PLAY", run, {
+SPEC = ActionSpec("PLAY", run, {
     "url": Param((str,), None),
     "dtmf": Param((str, int), None),
     "dtmf_delay": Param((int, float), 250),
     "dtmf_dash_delay": Param((int, float), 250),
     "repeat": Param((int, float), None),
     "stop_on_key": Param((bool,), False),
-}, interpolated=frozenset({"url", "dtmf"})))
+}, interpolated=frozenset({"url", "dtmf"}))

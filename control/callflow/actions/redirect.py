@@ -6,8 +6,7 @@ out) goes to the new place. Relative URLs resolve against the current callback U
 
 from __future__ import annotations
 
-from control.callflow.actions import REQUIRED, Action, ActionSpec, Outcome, Param, register
-from control.callflow.context import FlowContext
+from control.callflow.context import REQUIRED, Action, ActionSpec, FlowContext, Outcome, Param
 from control.callflow.errors import NoActions
 
 METHODS = ("post", "put", "get")
@@ -30,9 +29,9 @@ async def run(action: Action, ctx: FlowContext) -> Outcome:
     return Outcome.NEXT
 
 
-SPEC = register(ActionSpec("REDIRECT", run, {
+SPEC = ActionSpec("REDIRECT", run, {
     "url": Param((str,), REQUIRED),
     "method": Param((str,), None),
     "headers": Param((dict,), None),
     "content_type": Param((str,), None),
-}, interpolated=frozenset({"url", "method", "content_type"})))
+}, interpolated=frozenset({"url", "method", "content_type"}))

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from control.callflow.actions import Action, ActionSpec, Outcome, Param, register
-from control.callflow.context import FlowContext
+from control.callflow.context import Action, ActionSpec, FlowContext, Outcome, Param
 from media.tones import silence, tone
 
 SIP_STATUS = {"busy": (486, "Busy Here"), "disconnected": (404, "Not Found")}
@@ -49,6 +48,6 @@ async def run(action: Action, ctx: FlowContext) -> Outcome:
     return Outcome.END
 
 
-SPEC = register(ActionSpec("REJECT", run, {
+SPEC = ActionSpec("REJECT", run, {
     "reason": Param((str,), "busy", ("busy", "disconnected")),
-}))
+})

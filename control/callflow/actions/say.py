@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from control.callflow.actions import REQUIRED, Action, ActionSpec, Outcome, Param, register
-from control.callflow.context import FlowContext
+from control.callflow.context import REQUIRED, Action, ActionSpec, FlowContext, Outcome, Param
 
 MAX_REPEAT = 100
 
@@ -31,11 +30,11 @@ async def run(action: Action, ctx: FlowContext) -> Outcome:
     return Outcome.NEXT
 
 
-SPEC = register(ActionSpec("SAY", run, {
+SPEC = ActionSpec("SAY", run, {
     "text": Param((str, int, float), REQUIRED),
     "repeat": Param((int, float), None),
     "voice": Param((str,), None),
     "language": Param((str,), None),
     "gender": Param((str,), None, ("female", "male")),
     "stop_on_key": Param((bool,), False),
-}, interpolated=frozenset({"text"})))
+}, interpolated=frozenset({"text"}))

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 
-from control.callflow.actions import Action, ActionSpec, Outcome, register
-from control.callflow.context import FlowContext
+from control.callflow.context import Action, ActionSpec, FlowContext, Outcome
 from control.callflow.errors import NoActions
 
 MAX_BYTES = 16 * 1024
@@ -30,4 +29,4 @@ async def run(action: Action, ctx: FlowContext) -> Outcome:
     return Outcome.NEXT
 
 
-SPEC = register(ActionSpec("SESSIONDATA", run))
+SPEC = ActionSpec("SESSIONDATA", run)

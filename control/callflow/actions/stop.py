@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from control.callflow.actions import Action, ActionSpec, Outcome, Param, register
-from control.callflow.context import FlowContext
+from control.callflow.context import Action, ActionSpec, FlowContext, Outcome, Param
 
 
 async def run(action: Action, ctx: FlowContext) -> Outcome:
@@ -11,4 +10,4 @@ async def run(action: Action, ctx: FlowContext) -> Outcome:
     return Outcome.NEXT
 
 
-SPEC = register(ActionSpec("STOP", run, {"actions": Param((str,), "AUDIO", ("audio",))}))
+SPEC = ActionSpec("STOP", run, {"actions": Param((str,), "AUDIO", ("audio",))})

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from control.callflow.actions import REQUIRED, Action, ActionSpec, Outcome, Param, register
-from control.callflow.context import FlowContext
+from control.callflow.context import REQUIRED, Action, ActionSpec, FlowContext, Outcome, Param
 from control.callflow.errors import NoActions
 
 
@@ -47,7 +46,7 @@ async def run(action: Action, ctx: FlowContext) -> Outcome:
     return Outcome.NEXT
 
 
-SPEC = register(ActionSpec("WEBHOOK", run, {
+SPEC = ActionSpec("WEBHOOK", run, {
     "event_name": Param((str,), REQUIRED),
     "webhook_data": Param((dict, list, str), None),
     "url": Param((str,), None),
@@ -57,4 +56,4 @@ SPEC = register(ActionSpec("WEBHOOK", run, {
     "await_response": Param((bool,), False),
     "timeout": Param((int, float), 30),
 }, interpolated=frozenset({"event_name", "url", "method", "content_type", "webhook_data"}),
-    children=((("events", "on_error"), None),)))
+    children=((("events", "on_error"), None),))
