@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := espeak-ng sip-tester baresip-core sox tshark
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test check bench clean apt
+.PHONY: install run test check bench bench-quick clean apt
 
 install: $(STAMP)
 
@@ -47,6 +47,10 @@ bench: install
 	$(PY) bench/dtmf.py
 	$(PY) bench/mixer.py
 	$(PY) bench/receive.py
+
+# Every benchmark in its smoke mode (small sizes, seconds): what tests/bench runs.
+bench-quick: install
+	@for b in bench/*.py; do echo "== $$b" >&2; $(PY) $$b --quick || exit 1; done
 
 clean:
 	rm -rf $(VENV) voxswitch-data .pytest_cache build media/dsp/_dtmf_kernel.c media/dsp/*.so

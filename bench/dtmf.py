@@ -15,7 +15,10 @@
 ``--kernel`` picks the implementation after the DFT matmul (``c``, the compiled kernel,
 which ``auto`` picks when it is built; or ``numpy``, the reference); the JSON says which ran.
 
-Run: ``.venv/bin/python bench/dtmf.py [--ticks N] [--channels 1,100,1000] [--kernel K]``
+``--quick`` (what tests/bench runs) measures 1 and 10 channels over 20 ticks, with the
+speech (and so the talk-off run) of the first two voices only; the JSON has the same fields.
+
+Run: ``.venv/bin/python bench/dtmf.py [--ticks N] [--channels 1,100,1000] [--kernel K] [--quick]``
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from tests.support.audio import espeak_pcm
 PTIME_US = 20_000
 IVR_PRESS_EVERY_S = 5
 LOADS = ("speech", "ivr", "keying5pct", "dtmf")
+QUICK = {"ticks": 20, "channels": "1,10", "voices": 2}
 
 TEXTS = {
     "en": (
@@ -101,11 +105,11 @@ VOICES = [  # (voice, text, words per minute, pitch 0-99)
 ]
 
 
-def speech_set() -> list[np.ndarray]:
+def speech_set(voices: int = len(VOICES)) -> list[np.ndarray]:
     with tempfile.TemporaryDirectory() as tmp:
         return [
             espeak_pcm(TEXTS[lang], Path(tmp) / f"{i}.wav", voice, wpm, pitch)
-            for i, (voice, lang, wpm, pitch) in enumerate(VOICES)
+            for i, (voice, lang, wpm, pitch) in enumerate(VOICES[:voices])
         ]
 
 
@@ -172,13 +176,15 @@ def cost(kind: str, n: int, ticks: int, speech: np.ndarray, kernel: str) -> dict
     }
 
 
-def main(sizes: list[int], ticks: int, kernel: str) -> dict[str, object]:
-    clips = speech_set()
+def main(sizes: list[int], ticks: int, kernel: str, voices: int = len(VOICES),
+         quick: bool = False) -> dict[str, object]:
+    clips = speech_set(voices)
     speech = np.concatenate(clips)
     results = [cost(k, n, ticks, speech, kernel) for n in sizes for k in LOADS]
     target = [r for r in results if r["channels"] == 1000 and r["load"] in ("speech", "ivr")]
     return {
         "bench": "dtmf_detector",
+        "quick": quick,
         "ptime_ms": 20,
         "ticks_measured": ticks,
         "blas_threads": os.environ["OPENBLAS_NUM_THREADS"],
@@ -195,6 +201,12 @@ if __name__ == "__main__":
     parser.add_argument("--ticks", type=int, default=500)
     parser.add_argument("--channels", default="1,100,1000")
     parser.add_argument("--kernel", choices=("auto", "c", "numpy"), default="auto")
+    parser.add_argument("--voices", type=int, default=len(VOICES), help="speech voices used")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 1,10 channels x 20 ticks, 2 voices")
     args = parser.parse_args()
+    if args.quick:
+        parser.set_defaults(**QUICK)
+        args = parser.parse_args()
     sizes = [int(x) for x in args.channels.split(",")]
-    print(json.dumps(main(sizes, args.ticks, args.kernel), indent=2))
+    print(json.dumps(main(sizes, args.ticks, args.kernel, args.voices, args.quick), indent=2))

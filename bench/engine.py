@@ -13,7 +13,10 @@ encode and packetise.
 
 Percent of one core is ``us / 20000 * 100`` for a 20 ms ptime.
 
-Run: ``.venv/bin/python bench/engine.py [--ticks N] [--channels 100,500,...]``
+``--quick`` (what tests/bench runs) measures 10 and 50 channels over 20 ticks; the JSON has
+the same fields (the 1000-channel target is then null).
+
+Run: ``.venv/bin/python bench/engine.py [--ticks N] [--channels 100,500,...] [--quick]``
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from media.engine import MediaEngine
 from media.rtp import pack_header
 
 PTIME_US = 20_000
+QUICK = {"ticks": 20, "channels": "10,50"}
 
 
 def raise_nofile(needed: int) -> int:
@@ -119,13 +123,14 @@ async def run_size(n: int, ticks: int, audio: np.ndarray) -> dict[str, float | i
     }
 
 
-async def main(sizes: list[int], ticks: int) -> dict[str, object]:
+async def main(sizes: list[int], ticks: int, quick: bool = False) -> dict[str, object]:
     nofile = raise_nofile(2 * max(sizes) + 256)
     audio = prompt(8.0)
     results = [await run_size(n, ticks, audio) for n in sizes]
     target = next((r for r in results if r["channels"] == 1000), None)
     return {
         "bench": "media_engine_tick",
+        "quick": quick,
         "ptime_ms": 20,
         "ticks_measured": ticks,
         "stat": "median",
@@ -141,6 +146,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=200)
     parser.add_argument("--channels", default="100,500,1000,2000")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 10,50 x 20 ticks")
     args = parser.parse_args()
+    if args.quick:
+        parser.set_defaults(**QUICK)
+        args = parser.parse_args()
     sizes = [int(x) for x in args.channels.split(",")]
-    print(json.dumps(asyncio.run(main(sizes, args.ticks)), indent=2))
+    print(json.dumps(asyncio.run(main(sizes, args.ticks, args.quick)), indent=2))

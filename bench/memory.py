@@ -17,7 +17,12 @@ Also reported: CPU use of the switch with the N calls up (``cpu_percent_loaded``
 null: the media engine's tick statistics (`MediaEngine.stats`) are not exposed by the
 running switch (no API route, no log line).
 
-Run: ``.venv/bin/python bench/memory.py [--calls 500] [--rate 50]``
+The SIPp scenario is rendered by the test harness's own `render_scenario`, so a new
+placeholder with a harness default cannot break the benchmark. ``--quick`` (what
+tests/bench runs) makes 5 calls with a short pause and two RSS samples; the JSON has the
+same fields.
+
+Run: ``.venv/bin/python bench/memory.py [--calls 500] [--rate 50] [--quick]``
 """
 
 from __future__ import annotations
@@ -42,13 +47,19 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.sipp import render_scenario
+
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIO = ROOT / "tests" / "data" / "sipp" / "uac_wait_bye.xml"
+SCENARIO = "uac_wait_bye.xml"  # in tests/data/sipp/
 READY_RE = re.compile(r"^voxswitch ready sip=udp:([^:\s]+):(\d+),tcp:\S+ "
                       r"http=(http://\S+) api_key=(\S+)$")
 TARGET_KB_PER_CALL = 150
 NOFILE = 65536
 WARMUP_USER = "warmup"
+QUICK = {"calls": 5, "rate": 10.0, "pause": 20, "settle": 0.5, "setup_timeout": 20.0,
+         "samples": 2}
 
 
 def log(msg: str) -> None:
@@ -81,13 +92,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def render_scenario(dest: Path, bye_timeout_ms: int) -> Path:
-    text = SCENARIO.read_text(encoding="iso-8859-1")
-    text = re.sub(r"<!--\s*harness-defaults:.*?-->", "", text, count=1, flags=re.S)
-    text = text.replace("{{STREAM_ACTION}}", "").replace("{{BYE_TIMEOUT_MS}}",
-                                                          str(bye_timeout_ms))
-    dest.write_text(text, encoding="iso-8859-1")
-    return dest
+def scenario(dest: Path, bye_timeout_ms: int) -> Path:
+    """uac_wait_bye.xml with no audio streamed and the BYE awaited `bye_timeout_ms`."""
+    return render_scenario(SCENARIO, {"BYE_TIMEOUT_MS": bye_timeout_ms, "STREAM_ACTION": ""},
+                           dest)
+
+
+def sipp_errors(workdir: Path, name: str, lines: int = 4) -> str:
+    """The head of a SIPp run's error log (the work dir is gone once the bench exits)."""
+    path = workdir / f"{name}_errors.log"
+    text = path.read_text(errors="replace") if path.exists() else "(no error log)"
+    return "\n".join(text.strip().splitlines()[:lines])
 
 
 # ---- the callback server ----------------------------------------------------------------------
@@ -218,11 +233,11 @@ async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         async with aiohttp.ClientSession(base_url=info["http"], headers=headers,
                                          timeout=timeout) as http:
             t = time.monotonic()
-            warm = await run_sipp(workdir, info["sip"], render_scenario(
-                workdir / "warmup.xml", 15000), user=WARMUP_USER, calls=1, rate=1,
-                timeout_s=30, name="warmup")
+            warm = await run_sipp(workdir, info["sip"], scenario(workdir / "warmup.xml", 15000),
+                                  user=WARMUP_USER, calls=1, rate=1, timeout_s=30,
+                                  name="warmup")
             if await asyncio.wait_for(warm.wait(), 40) != 0:
-                raise RuntimeError(f"warm-up call failed; see {workdir}/warmup.out")
+                raise RuntimeError("warm-up call failed:\n" + sipp_errors(workdir, "warmup"))
             await wait_until(lambda: _none_live(http), "no live calls", 15, every=0.2)
             await asyncio.sleep(1.0)
             rss_idle = rss_kb(pid)
@@ -230,14 +245,15 @@ async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             log(f"after warm-up, idle RSS {rss_idle} kB")
 
             t = time.monotonic()
-            scenario = render_scenario(workdir / "hold.xml", (args.pause + 60) * 1000)
-            sipp = await run_sipp(workdir, info["sip"], scenario, user="1000",
+            hold = scenario(workdir / "hold.xml", (args.pause + 60) * 1000)
+            sipp = await run_sipp(workdir, info["sip"], hold, user="1000",
                                   calls=args.calls, rate=args.rate,
                                   timeout_s=args.pause + 120, name="hold")
 
             async def all_up() -> bool | None:
                 if sipp is not None and sipp.returncode is not None:
-                    raise RuntimeError(f"SIPp exited {sipp.returncode}; see {workdir}")
+                    raise RuntimeError(f"SIPp exited {sipp.returncode}:\n"
+                                       + sipp_errors(workdir, "hold"))
                 total, answered = await live_calls(http)
                 log(f"{total}/{args.calls} live calls, {answered} answered, "
                     f"RSS {rss_kb(pid)} kB")
@@ -248,7 +264,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             await asyncio.sleep(args.settle)
             samples = []
             cpu0, w0 = cpu_seconds(pid), time.monotonic()
-            for _ in range(5):
+            for _ in range(args.samples):
                 samples.append(rss_kb(pid))
                 await asyncio.sleep(1.0)
             cpu_pct = (cpu_seconds(pid) - cpu0) / (time.monotonic() - w0) * 100
@@ -269,6 +285,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     timings["total_s"] = time.monotonic() - t0
     return {
         "benchmark": "memory",
+        "quick": args.quick,
         "calls": args.calls,
         "rss_start_kb": rss_start,
         "rss_idle_kb": rss_idle,
@@ -296,8 +313,15 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=2.0,
                         help="seconds to wait after the last call is up")
     parser.add_argument("--setup-timeout", type=float, default=90.0)
+    parser.add_argument("--samples", type=int, default=5,
+                        help="RSS samples, one a second, with the calls up")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 5 calls, 20 s pause, 2 RSS samples")
     args = parser.parse_args()
+    if args.quick:
+        parser.set_defaults(**QUICK)
+        args = parser.parse_args()
     if args.pause * 1.0 < args.calls / args.rate + args.setup_timeout / 2:
         parser.error("--pause must outlast setting up every call")
     raise_nofile()

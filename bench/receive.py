@@ -7,7 +7,10 @@ is not 20 ms, the jitter buffer push, and the engine's pops of the frames it yie
 Packets are fed in order; each repetition uses a fresh SSRC so the stream restarts cleanly.
 ``per_s_at_1000_calls_pct_core`` scales the cost to 1000 calls sending at their ptime.
 
-Run: ``.venv/bin/python bench/receive.py [--packets N]``
+``--quick`` (what tests/bench runs) feeds 500 packets per run and 5000 statistics updates;
+the JSON has the same fields.
+
+Run: ``.venv/bin/python bench/receive.py [--packets N] [--quick]``
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from media.rtcp import ReceptionStats
 from media.rtp import pack_header
 
 PTIMES_MS = (20, 30, 10, 60)
+QUICK = {"packets": 500, "stats_updates": 5000}
 
 
 async def per_packet_us(ptime_ms: int, packets: int, reps: int = 5) -> float:
@@ -67,7 +71,7 @@ def stats_update_us(n: int = 200_000) -> float:
     return (time.perf_counter() - t0) / n * 1e6
 
 
-async def main(packets: int) -> dict[str, object]:
+async def main(packets: int, stats_updates: int, quick: bool = False) -> dict[str, object]:
     results = []
     for ptime in PTIMES_MS:
         us = await per_packet_us(ptime, packets)
@@ -80,14 +84,22 @@ async def main(packets: int) -> dict[str, object]:
         })
     return {
         "bench": "rtp_receive",
+        "quick": quick,
         "packets_per_run": packets,
         "results": results,
-        "rtcp_reception_stats_update_us": round(stats_update_us(), 3),
+        "rtcp_reception_stats_update_us": round(stats_update_us(stats_updates), 3),
     }
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--packets", type=int, default=20_000)
+    parser.add_argument("--stats-updates", type=int, default=200_000)
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 500 packets, 5000 statistics updates")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.packets)), indent=2))
+    if args.quick:
+        parser.set_defaults(**QUICK)
+        args = parser.parse_args()
+    print(json.dumps(asyncio.run(main(args.packets, args.stats_updates, args.quick)),
+                     indent=2))
