@@ -110,6 +110,19 @@ REQUIRED: dict[str, dict[str, Check]] = {
         "benchmark": text, "quick": flag, "invites_parsed_per_s": number,
         "invites_serialized_per_s": number, "python": text,
     },
+    "talkoff": {
+        "bench": text, "quick": flag, "kernel": text, "seed": count, "split": text,
+        **{f"{material}.{part}.{field}": check
+           for material in ("speech", "music") for part in ("tuning", "held_out")
+           for field, check in {"clips": count, "hours": number, "hits": count,
+                                "hits_per_hour": number, "digits": table,
+                                "hit_list": listed}.items()},
+        "accept_reject": table, "accept_reject.trials_per_condition": count,
+        "accept_reject.must_accept.trials": count, "accept_reject.must_accept.ok": count,
+        "accept_reject.must_accept.rate": number, "accept_reject.must_reject.trials": count,
+        "accept_reject.must_reject.ok": count, "accept_reject.must_reject.rate": number,
+        "accept_reject.conditions": table, "elapsed_s": number,
+    },
 }
 
 MISSING = object()
