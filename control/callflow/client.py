@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
 
 from control.callflow import payload
 from control.callflow.ccml import parse_ccml
@@ -30,12 +32,14 @@ from control.callflow.errors import (
 from control.flowconfig import CallbackTarget
 
 log = logging.getLogger("voxswitch.callback")
+T = TypeVar("T")
 
 SOFT_LIMIT = int(31.415 * 1024)
 HARD_LIMIT = 81 * 1024
-# Read at most this much of a body; anything longer is over the hard limit whatever its
-# whitespace, since minimising cannot shrink it below a tenth.
+# The limits are on the body without whitespace, so a body may be longer than the hard
+# limit on the wire; past this many raw bytes it is refused whatever its whitespace.
 READ_LIMIT = HARD_LIMIT * 10
+READ_CHUNK = 64 * 1024
 _WS = re.compile(rb"\s+")
 
 
@@ -47,6 +51,41 @@ class Attempt:
     status: int | None = None
     error: str | None = None
     timed_out: bool = False
+
+    @property
+    def answered(self) -> bool:
+        """A 2xx whose body arrived whole (or was cut by us at a limit)."""
+        return self.status is not None and 200 <= self.status < 300 and self.error is None
+
+
+@dataclass(frozen=True)
+class Body:
+    """A response body read up to the limits: `complete` is False when reading stopped at
+    a limit, so `raw` is only its first part."""
+
+    raw: bytes
+    complete: bool
+
+
+async def read_bounded(content: aiohttp.StreamReader, *, limit: int = HARD_LIMIT,
+                       raw_limit: int = READ_LIMIT) -> Body:
+    """Read a whole body, piece by piece as it arrives, stopping as soon as it is over
+    `limit` bytes without whitespace or over `raw_limit` bytes in all.
+
+    One `read(n)` returns whatever has arrived (a chunk, a TCP segment), not n bytes, so a
+    body that comes in pieces must be read until EOF.
+    """
+    chunks: list[bytes] = []
+    size = minimised = 0
+    while True:
+        chunk = await content.read(READ_CHUNK)
+        if not chunk:
+            return Body(b"".join(chunks), complete=True)
+        chunks.append(chunk)
+        size += len(chunk)
+        minimised += minimised_size(chunk)
+        if minimised > limit or size > raw_limit:
+            return Body(b"".join(chunks), complete=False)
 
 
 class CallbackClient:
@@ -70,18 +109,25 @@ class CallbackClient:
         Raises the Call Flow Loop error the spec gives for what went wrong, or
         CallbackEnded on 204.
         """
+
+        def actions_of(status: int, ctype: str, got: Body) -> list[dict[str, Any]]:
+            if status == 204:
+                raise CallbackEnded()
+            if not got.complete:
+                raise ResponseTooLarge(
+                    f"callback response is over the hard limit of {HARD_LIMIT} bytes "
+                    f"(stopped reading after {len(got.raw)} bytes)")
+            return parse_actions(got.raw, ctype, call_id)
+
         attempts: list[Attempt] = []
         for tgt in (target, failover):
             if tgt is None:
                 continue
             attempt = Attempt(url=tgt.url)
             attempts.append(attempt)
-            result = await self._send(tgt, body, attempt, call_id)
+            result = await self._send(tgt, body, attempt, call_id, actions_of)
             if result is not None:
-                status, ctype, raw = result
-                if status == 204:
-                    raise CallbackEnded()
-                return parse_actions(raw, ctype, call_id)
+                return result
         summary = "; ".join(_describe(a) for a in attempts)
         if attempts and attempts[-1].timed_out:
             raise CallbackTimeout(f"callback request timed out: {summary}")
@@ -92,33 +138,50 @@ class CallbackClient:
     async def notify(self, target: CallbackTarget, body: dict[str, Any], call_id: str) -> None:
         """Send a callback whose answer does not matter (end_call); failures are logged."""
         attempt = Attempt(url=target.url)
-        await self._send(target, body, attempt, call_id)
-        if attempt.status is None or not 200 <= attempt.status < 300:
+        await self._send(target, body, attempt, call_id, lambda *_: True)
+        if not attempt.answered:
             log.warning("callback.notify_failed", extra={"call_id": call_id,
                                                          "detail": _describe(attempt)})
 
     async def webhook(self, target: CallbackTarget, body: dict[str, Any], call_id: str
                       ) -> tuple[bool, Any]:
         """Send a WEBHOOK request: (2xx?, the JSON response body or None)."""
+
+        def json_of(_status: int, ctype: str, got: Body) -> tuple[bool, Any]:
+            if not got.complete:
+                log.warning("webhook.too_large", extra={"call_id": call_id,
+                                                        "event_name": body.get("event_name"),
+                                                        "limit": HARD_LIMIT})
+                return True, None
+            if "json" not in ctype.lower() or not got.raw.strip():
+                return True, None
+            try:
+                return True, json.loads(got.raw)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                log.warning("webhook.bad_json", extra={"call_id": call_id, "error": str(exc)})
+                return True, None
+
         attempt = Attempt(url=target.url)
-        result = await self._send(target, body, attempt, call_id)
+        result = await self._send(target, body, attempt, call_id, json_of)
         if result is None:
             log.warning("webhook.failed", extra={"call_id": call_id,
                                                  "event_name": body.get("event_name"),
                                                  "detail": _describe(attempt)})
             return False, None
-        _, ctype, raw = result
-        if "json" not in ctype.lower() or not raw.strip():
-            return True, None
-        try:
-            return True, json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            log.warning("webhook.bad_json", extra={"call_id": call_id, "error": str(exc)})
-            return True, None
+        return result
 
     async def _send(
-        self, tgt: CallbackTarget, body: dict[str, Any], attempt: Attempt, call_id: str
-    ) -> tuple[int, str, bytes] | None:
+        self, tgt: CallbackTarget, body: dict[str, Any], attempt: Attempt, call_id: str,
+        use: Callable[[int, str, Body], T],
+    ) -> T | None:
+        """Send one request; `use(status, content type, body)` of a 2xx answer, or None
+        (with `attempt` saying why) when there is none.
+
+        `use` runs while the connection is still held, so that when it refuses the body
+        (raises) the connection is closed rather than pooled: a server whose body was
+        not what it said (a Content-Length shorter than what it sent, say) may have left
+        bytes on it that the next request would read as its answer.
+        """
         headers = {"User-Agent": self._user_agent, **tgt.headers}
         url = tgt.url
         data: bytes | None = None
@@ -127,26 +190,54 @@ class CallbackClient:
         else:
             data = payload.encode(body, tgt.content_type)
             headers["Content-Type"] = tgt.content_type
+        # The total timeout covers the body too: a server that stops sending mid-body
+        # (or promises more than it sends) times out instead of holding the call.
         timeout = aiohttp.ClientTimeout(total=tgt.timeout)
+        got = Body(b"", complete=True)
         try:
             async with self._session.request(
                 tgt.method, url, data=data, headers=headers, timeout=timeout,
                 allow_redirects=True,
             ) as resp:
                 attempt.status = resp.status
-                raw = await resp.content.read(READ_LIMIT + 1)
-                ctype = resp.headers.get("Content-Type", "")
+                conn = _protocol_of(resp)
+                got = await read_bounded(resp.content)
+                if not attempt.answered:
+                    return None
+                try:
+                    return use(resp.status, resp.headers.get("Content-Type", ""), got)
+                except CallFlowError:
+                    # No await since the read, so nobody else can have taken it yet.
+                    if conn is not None:
+                        conn.close()
+                    raise
+                finally:
+                    if not got.complete:
+                        resp.close()  # the unread rest is still on the connection
         except TimeoutError:
             attempt.timed_out = True
             attempt.error = f"no response within {tgt.timeout:g} s"
+        except aiohttp.ClientPayloadError as exc:
+            attempt.error = f"body cut short after HTTP {attempt.status}: {exc}"
         except aiohttp.ClientError as exc:
             attempt.error = f"{type(exc).__name__}: {exc}"
-        log.info("callback.sent", extra={"call_id": call_id, "type": body.get("type"),
-                                         "url": tgt.url, "status": attempt.status,
-                                         "error": attempt.error})
-        if attempt.status is not None and 200 <= attempt.status < 300:
-            return attempt.status, ctype, raw
+        finally:
+            log.info("callback.sent", extra={"call_id": call_id, "type": body.get("type"),
+                                             "url": tgt.url, "status": attempt.status,
+                                             "error": attempt.error, "bytes": len(got.raw)})
         return None
+
+
+def _protocol_of(resp: aiohttp.ClientResponse) -> ResponseHandler | None:
+    """The response's connection, even once it is back in the pool.
+
+    aiohttp pools a connection as soon as the body is in, which for a short body is
+    before `request()` returns (`resp.connection` is None by then); only this private
+    attribute still names it. Without it (a future aiohttp) nothing is closed, and a
+    lying server costs at worst the next callback to it.
+    """
+    proto = getattr(resp, "_protocol", None)
+    return proto if isinstance(proto, ResponseHandler) else None
 
 
 def _with_query(url: str, fields: list[tuple[str, str]]) -> str:
@@ -156,9 +247,9 @@ def _with_query(url: str, fields: list[tuple[str, str]]) -> str:
 
 
 def _describe(a: Attempt) -> str:
-    if a.status is not None:
-        return f"{a.url} answered HTTP {a.status}"
-    return f"{a.url}: {a.error}"
+    if a.error is not None:
+        return f"{a.url}: {a.error}"
+    return f"{a.url} answered HTTP {a.status}"
 
 
 def minimised_size(raw: bytes) -> int:

@@ -17,6 +17,7 @@ of `{"actions": [...]}`). None falls back to `default`.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import inspect
 import json
 import time
@@ -33,7 +34,13 @@ HOST = "127.0.0.1"
 
 @dataclass
 class Reply:
-    """How to answer one callback: status, body (JSON, raw text or bytes), headers, delay."""
+    """How to answer one callback: status, body (JSON, raw text or bytes), headers, delay.
+
+    `chunk` > 0 streams the body with chunked transfer coding, `chunk` bytes per write and
+    `chunk_delay` seconds between writes (a framework that streams, a slow link); `gzip`
+    sends it gzip-encoded (streamed the same way when `chunk` is set); `drop_after` closes
+    the connection once that many bytes of a streamed body are out.
+    """
 
     status: int = 200
     json: Any = None
@@ -41,6 +48,10 @@ class Reply:
     content_type: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    chunk: int = 0
+    chunk_delay: float = 0.0
+    gzip: bool = False
+    drop_after: int | None = None
 
     @classmethod
     def actions(cls, actions: Sequence[Mapping[str, Any]], **kwargs: Any) -> Reply:
@@ -62,16 +73,48 @@ class Reply:
         body = head[:-2] + "x" * (size - len(head)) + head[-2:]
         return cls(body=body, content_type="application/json", **kwargs)
 
+    def payload(self) -> tuple[bytes | None, str | None]:
+        """The body's bytes (before any gzip) and its content type."""
+        if self.json is not None:
+            return json.dumps(self.json).encode(), self.content_type or "application/json"
+        body = self.body.encode() if isinstance(self.body, str) else self.body
+        return body, self.content_type
+
     def to_response(self) -> web.Response:
         headers = dict(self.headers)
-        if self.json is not None:
-            return web.Response(status=self.status, text=json.dumps(self.json),
-                                content_type=self.content_type or "application/json",
-                                headers=headers)
-        body = self.body.encode() if isinstance(self.body, str) else self.body
-        if self.content_type:
-            headers.setdefault("Content-Type", self.content_type)
+        body, ctype = self.payload()
+        if ctype:
+            headers.setdefault("Content-Type", ctype)
+        if self.gzip and body is not None:
+            body = gzip.compress(body)
+            headers["Content-Encoding"] = "gzip"
         return web.Response(status=self.status, body=body, headers=headers)
+
+    async def send(self, request: web.Request) -> web.StreamResponse:
+        """Answer `request`: in one piece, or streamed chunk by chunk when `chunk` is set."""
+        if not self.chunk:
+            return self.to_response()
+        body, ctype = self.payload()
+        data = body or b""
+        headers = dict(self.headers)
+        if ctype:
+            headers.setdefault("Content-Type", ctype)
+        if self.gzip:
+            data = gzip.compress(data)
+            headers["Content-Encoding"] = "gzip"
+        resp = web.StreamResponse(status=self.status, headers=headers)
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        end = len(data) if self.drop_after is None else min(self.drop_after, len(data))
+        for start in range(0, end, self.chunk):
+            if start and self.chunk_delay:
+                await asyncio.sleep(self.chunk_delay)
+            await resp.write(data[start:min(start + self.chunk, end)])
+        if self.drop_after is not None and request.transport is not None:
+            request.transport.close()
+            return resp
+        await resp.write_eof()
+        return resp
 
 
 @dataclass
@@ -226,7 +269,7 @@ class CallbackApp:
             return web.Response(status=500, text=f"callback script error: {exc!r}")
         if reply.delay:
             await asyncio.sleep(reply.delay)
-        return reply.to_response()
+        return await reply.send(request)
 
     async def _choose(self, record: CallbackRequest) -> Reply:
         script = self.script

@@ -55,7 +55,16 @@ class RunningSwitch:
         return f"{self.sip_udp[0]}:{self.sip_udp[1]}"
 
     def logs(self) -> str:
+        """The last 200 lines of each stream, for assertion messages."""
         return self.process.describe(tail=200)
+
+    def log_lines(self) -> list[str]:
+        """Every line the switch has written so far, stdout then stderr."""
+        return [*self.process.stdout.lines, *self.process.stderr.lines]
+
+    def logged(self, text: str) -> bool:
+        """Whether any line so far contains `text` (the tail of `logs` may not)."""
+        return any(text in line for line in self.log_lines())
 
 
 def voxswitch_argv() -> list[str]:
