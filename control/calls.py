@@ -143,12 +143,24 @@ class Call:
     _t_connect: float | None = field(default=None, repr=False)
     _t_end: float | None = field(default=None, repr=False)
 
+    # A call's status only moves forward: queued → ringing → in progress → one final
+    # status, set once. What comes late (a ring after a CANCEL, say) changes nothing.
+
+    def mark_ringing(self) -> None:
+        if self.is_live and self.status is CallStatus.QUEUED:
+            self.status = CallStatus.RINGING
+
     def mark_connected(self) -> None:
+        if not self.is_live or self.connect_time is not None:
+            return
         self.status = CallStatus.IN_PROGRESS
         self.connect_time = utcnow()
         self._t_connect = time.monotonic()
 
     def mark_ended(self, status: CallStatus, hangup_end: HangupEnd | None) -> None:
+        """End the call with final `status`; only the first call counts."""
+        if not status.is_final:
+            raise ValueError(f"can't end a call with status {status.value}: not final")
         if self.end_time is not None:
             return
         self.status = status

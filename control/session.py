@@ -40,7 +40,7 @@ from signaling.sdp import offer as sdp_offer
 from signaling.session import ServerSession
 
 if TYPE_CHECKING:
-    from control.switch import Switch
+    from control.services import SwitchServices
     from media.engine import Channel
 
 log = logging.getLogger("voxswitch.session")
@@ -52,7 +52,7 @@ AUDIO_PREFIXES = ("http://", "https://", "file://")
 class CallSession:
     """Runs one inbound call from INVITE to end_call."""
 
-    def __init__(self, switch: Switch, sip: ServerSession, call: Call,
+    def __init__(self, switch: SwitchServices, sip: ServerSession, call: Call,
                  config: CallFlowConfig) -> None:
         self.switch = switch
         self.sip = sip
@@ -75,7 +75,7 @@ class CallSession:
         self._sdp_session_id = random.randint(1, 1 << 30)
         call.control = RestControl(self)
         # conferences: the CONFERENCE action finds the service on its FlowContext
-        self.loop.ctx.conferences = getattr(switch, "conferences", None)
+        self.loop.ctx.conferences = switch.conferences
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -86,8 +86,10 @@ class CallSession:
         try:
             if not await self._prepare_media():
                 return
+            if self.ended:
+                return  # cancelled while its configuration and media were being set up
             self.sip.ring()
-            self.call.status = CallStatus.RINGING
+            self.call.mark_ringing()
             self._flow_task = asyncio.create_task(self.loop.run(), name=f"flow-{self.call.id}")
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flow_task
@@ -95,10 +97,10 @@ class CallSession:
             # message); the call is then its to end.
             while self._takeover is not None and not self._takeover.done():
                 await asyncio.wait({self._takeover})
-            # A flow that ran out without hanging up cannot happen (the loop asks for more
-            # actions), but an ended flow must always end the call.
+            # The loop ends the call itself when its flow ends or fails; a flow that
+            # stopped without ending it was stopped from outside (REST End): hang up.
             if not self._ended.is_set():
-                await self.hangup() if self._answered else await self.reject(480, None)
+                await self.hangup()
             await self._ended.wait()
         except Exception:
             log.exception("session.crashed", extra={"call_id": self.call.id})
@@ -110,7 +112,8 @@ class CallSession:
                     self.sip.reject(500, "Internal Error")
             except Exception:
                 log.exception("session.cleanup_failed", extra={"call_id": self.call.id})
-            self._mark_ended(CallStatus.FAILED, HangupEnd.API)
+            self._mark_ended(CallStatus.COMPLETED if self._answered else CallStatus.FAILED,
+                             HangupEnd.API)
         finally:
             await self._finish()
 
@@ -174,7 +177,9 @@ class CallSession:
                 await self._flow_task
         if self.channel is not None:
             self.channel.close()
-        self._mark_ended(self._end_status or CallStatus.COMPLETED, None)
+        # Only reached without a final status when something above gave up early.
+        self._mark_ended(self._end_status or (
+            CallStatus.COMPLETED if self._answered else CallStatus.FAILED), None)
         self.switch.registry.ended(self.call)
         log.info("call.ended", extra={"call_id": self.call.id, "status": self.call.status.value,
                                       "duration_ms": self.call.duration_ms(),
@@ -217,8 +222,12 @@ class CallSession:
                                                 "direction": self.media.direction
                                                 if self.media else None})
         elif isinstance(event, sev.SessionTerminated):
-            status = CallStatus.COMPLETED if self._answered else (
-                self._end_status or CallStatus.CANCELED)
+            if self._answered:
+                status = CallStatus.COMPLETED
+            elif event.reason == "cancelled":
+                status = CallStatus.CANCELED
+            else:  # the stack stopped, or a transport gave up, before any answer
+                status = self._end_status or CallStatus.FAILED
             self._mark_ended(status, HangupEnd.CALLER)
         if self._ended.is_set() and self.channel is not None:
             self.channel.stop_audio()
@@ -267,16 +276,22 @@ class CallSession:
             "call_id": self.call.id, "late_offer": self._late_offer is not None,
             "codec": self.media.codec.name if self.media else None})
 
-    async def reject(self, status: int, reason: str | None) -> None:
+    async def reject(self, status: int, reason: str | None,
+                     final: CallStatus | None = None) -> None:
+        """Refuse the unanswered call with SIP `status`; its final status is `final`, by
+        default busy for 486/600 and failed otherwise (REJECT, callback failures)."""
         if self._answered or self.ended:
             return
         self.call.sip_response_code = status
-        final = {486: CallStatus.BUSY, 404: CallStatus.FAILED}.get(status, CallStatus.FAILED)
+        if final is None:
+            final = CallStatus.BUSY if status in (486, 600) else CallStatus.FAILED
         self._end_status = final
         self._mark_ended(final, HangupEnd.API)
         self.sip.reject(status, reason)
 
     async def hangup(self) -> None:
+        """Hang up: BYE once answered; before that the switch hangs up on a ringing call,
+        which the Call Status table calls canceled."""
         if self.ended:
             return
         if self.channel is not None:
@@ -285,7 +300,7 @@ class CallSession:
             self.sip.hangup()
             self._mark_ended(CallStatus.COMPLETED, HangupEnd.API)
         else:
-            await self.reject(480, "Temporarily Unavailable")
+            await self.reject(480, "Temporarily Unavailable", CallStatus.CANCELED)
 
     async def speech(self, text: str, *, voice: str | None, language: str | None,
                      gender: str | None) -> np.ndarray:
@@ -442,6 +457,16 @@ class CallSession:
             raise ApiError.live_call_not_found(self.call.id)
 
     async def end(self) -> None:
+        await self._stop_flow()
+        await self.hangup()
+
+    async def shutdown(self) -> None:
+        """The switch is stopping: BYE an answered call; refuse a ringing one with 503
+        (try elsewhere), a failure of ours, so its final status is failed."""
+        if not self._answered and not self.ended:
+            # Before stopping the flow, or the session would hang up as for REST End.
+            self.call.fail(503, "the switch shut down before the call was answered")
+            await self.reject(503, "Service Unavailable")
         await self._stop_flow()
         await self.hangup()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from dataclasses import replace
@@ -107,8 +106,11 @@ class Switch:
         """Refuse new calls, hang up live ones with BYE, flush, close everything."""
         self._stopping = True
         for session in list(self.sessions):
-            with contextlib.suppress(Exception):
-                await session.end()
+            try:
+                await session.shutdown()
+            except Exception:
+                log.exception("switch.session_shutdown_failed",
+                              extra={"call_id": session.call.id})
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=SHUTDOWN_GRACE_S)
         for task in self._tasks:
