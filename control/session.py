@@ -4,6 +4,14 @@ This is the glue the DESIGN puts in `control/`: it turns SIP session events into
 state, SDP into a configured media channel, and call-flow requests (speak, play, answer,
 hang up) into SIP and media operations. It implements `CallPort` for the interpreter and
 `CallControl` for the REST API.
+
+`CallSession` holds what both directions share: the media channel, the CallPort
+(prompts, digits, waits), the REST side and the end of the call (log, end_call). The
+SIP side differs by direction and lives in the subclasses: `InboundSession`
+(control.inbound, a ServerSession: ring, answer, reject) and `OutboundSession`
+(control.outbound, a ClientSession: dial, early media, answer from the far end). A
+session without a flow config is a bare leg (a transfer's far side): it is dialled,
+bridged and hung up by its owner, and runs no callbacks.
 """
 
 from __future__ import annotations
@@ -13,8 +21,9 @@ import contextlib
 import logging
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -25,19 +34,9 @@ from control.calls import Call, CallStatus, HangupEnd
 from control.flowconfig import CallbackTarget, CallFlowConfig
 from media.errors import AudioFetchError, MediaError, UnsupportedVoice
 from media.events import DigitReceived
-from signaling import events as sev
 from signaling.dtmf_info import parse_dtmf_info
 from signaling.message import Request
-from signaling.sdp import (
-    NegotiatedMedia,
-    NotAcceptable,
-    SdpError,
-    SessionDescription,
-    answer,
-    negotiate_answer,
-)
-from signaling.sdp import offer as sdp_offer
-from signaling.session import ServerSession
+from signaling.sdp import NegotiatedMedia, SessionDescription, answer
 
 if TYPE_CHECKING:
     from control.services import SwitchServices
@@ -49,103 +48,107 @@ DTMF_PREFIX = "dtmf://"
 AUDIO_PREFIXES = ("http://", "https://", "file://")
 
 
-class CallSession:
-    """Runs one inbound call from INVITE to end_call."""
+class SipLeg(Protocol):
+    """What a session asks of its SIP side, server or client usage alike."""
 
-    def __init__(self, switch: SwitchServices, sip: ServerSession, call: Call,
-                 config: CallFlowConfig) -> None:
+    on_event: Callable[[object], None] | None
+    on_reoffer: Callable[[SessionDescription], SessionDescription] | None
+
+    def hangup(self) -> None: ...
+
+
+class CallSession:
+    """One call from its first SIP message to its log record (and end_call)."""
+
+    leg: SipLeg
+
+    def __init__(self, switch: SwitchServices, call: Call,
+                 config: CallFlowConfig | None) -> None:
         self.switch = switch
-        self.sip = sip
         self.call = call
         self.config = config
         self.channel: Channel | None = None
         self.media: NegotiatedMedia | None = None
-        self._answer_sdp: SessionDescription | None = None
         self._answered = False
         self._ended = asyncio.Event()
         self._end_status: CallStatus | None = None
         self._flow_task: asyncio.Task[None] | None = None
         self._finished = asyncio.Event()
         self._takeover: asyncio.Future[None] | None = None
-        self._late_offer: SessionDescription | None = None
         self._digits: deque[str] = deque(maxlen=64)
         self._digit_event = asyncio.Event()
         self._sdp_version = random.randint(1, 1 << 30)
-        self.loop = CallFlowLoop(call, self, switch.callbacks, config)
         self._sdp_session_id = random.randint(1, 1 << 30)
+        self.loop: CallFlowLoop | None = None
+        if config is not None:
+            self.loop = CallFlowLoop(call, self, switch.callbacks, config)
+            # the CONFERENCE action finds the service on its FlowContext
+            self.loop.ctx.conferences = switch.conferences
         call.control = RestControl(self)
-        # conferences: the CONFERENCE action finds the service on its FlowContext
-        self.loop.ctx.conferences = switch.conferences
+        # Called once the call has ended and its log is saved (owners: transfers, queues).
+        self.on_finished: list[Callable[[CallSession], None]] = []
+
+    # ---- direction-specific (subclasses) ----------------------------------------------
+
+    async def run(self) -> None:
+        raise NotImplementedError
+
+    async def answer(self) -> None:
+        raise NotImplementedError
+
+    async def reject(self, status: int, reason: str | None,
+                     final: CallStatus | None = None) -> None:
+        raise NotImplementedError
+
+    async def hangup(self) -> None:
+        raise NotImplementedError
+
+    async def _send_final_callback(self) -> None:
+        """end_call, to the callback target in force; bare legs send none."""
+        if self.loop is not None:
+            await self.loop.send_end_call()
 
     # ---- lifecycle -------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Set up media, run the flow, and clean up; never raises."""
-        self.sip.on_event = self._on_sip_event
-        self.sip.on_reoffer = self._on_reoffer
-        try:
-            if not await self._prepare_media():
-                return
-            if self.ended:
-                return  # cancelled while its configuration and media were being set up
-            self.sip.ring()
-            self.call.mark_ringing()
-            self._flow_task = asyncio.create_task(self.loop.run(), name=f"flow-{self.call.id}")
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flow_task
-            # REST may have stopped the flow to take the call over (HangUp with a
-            # message); the call is then its to end.
-            while self._takeover is not None and not self._takeover.done():
-                await asyncio.wait({self._takeover})
-            # The loop ends the call itself when its flow ends or fails; a flow that
-            # stopped without ending it was stopped from outside (REST End): hang up.
-            if not self._ended.is_set():
-                await self.hangup()
-            await self._ended.wait()
-        except Exception:
-            log.exception("session.crashed", extra={"call_id": self.call.id})
-            self.call.fail(500999, "internal error in the call session")
-            try:
-                if self._answered:
-                    self.sip.hangup()
-                elif not self._ended.is_set():
-                    self.sip.reject(500, "Internal Error")
-            except Exception:
-                log.exception("session.cleanup_failed", extra={"call_id": self.call.id})
-            self._mark_ended(CallStatus.COMPLETED if self._answered else CallStatus.FAILED,
-                             HangupEnd.API)
-        finally:
-            await self._finish()
-
-    async def _prepare_media(self) -> bool:
+    async def _open_channel(self) -> bool:
+        """A media channel for the call; False (the call failed, 503) when no RTP port
+        is free."""
         try:
             self.channel = await self.switch.engine.open_channel()
-            self.channel.on_digit = self._on_digit
         except OSError as exc:
             log.error("session.no_media_port", extra={"call_id": self.call.id,
                                                       "error": str(exc)})
             self.call.fail(503, f"no RTP port available: {exc}")
-            await self.reject(503, "No Media Ports Available")
             return False
-        offer = self.sip.offer
-        if offer is None:
-            # Late offer (RFC 3261 §13.2.1): our 200 carries the offer and the ACK the
-            # answer, so media is configured only when the ACK arrives.
-            self._late_offer = sdp_offer(
-                local_host=self.channel.local_host, local_port=self.channel.local_port,
-                session_id=self._sdp_session_id, session_version=self._sdp_version)
-            self._answer_sdp = self._late_offer
-            return True
-        try:
-            self._answer_sdp, self.media = self._negotiate(offer)
-        except NotAcceptable as exc:
-            log.info("session.sdp_not_acceptable", extra={"call_id": self.call.id,
-                                                           "detail": str(exc)})
-            self.sip.reject(488, "Not Acceptable Here")
-            self.call.fail(488, f"no common codec: {exc}")
-            self._mark_ended(CallStatus.FAILED, HangupEnd.API)
-            return False
+        self.channel.on_digit = self._on_digit
         return True
+
+    async def _run_flow(self) -> None:
+        """Run the call flow (if any) until it ends, then make sure the call ends."""
+        if self.loop is not None:
+            self._flow_task = asyncio.create_task(self.loop.run(), name=f"flow-{self.call.id}")
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flow_task
+        # REST may have stopped the flow to take the call over (HangUp with a message);
+        # the call is then its to end.
+        while self._takeover is not None and not self._takeover.done():
+            await asyncio.wait({self._takeover})
+        # The loop ends the call itself when its flow ends or fails; a flow that stopped
+        # without ending it was stopped from outside (REST End): hang up. A bare leg
+        # waits for its owner or the far end.
+        if self.loop is not None and not self._ended.is_set():
+            await self.hangup()
+        await self._ended.wait()
+
+    def _crashed(self) -> None:
+        log.exception("session.crashed", extra={"call_id": self.call.id})
+        self.call.fail(500999, "internal error in the call session")
+        try:
+            self.leg.hangup()
+        except Exception:
+            log.exception("session.cleanup_failed", extra={"call_id": self.call.id})
+        self._mark_ended(CallStatus.COMPLETED if self._answered else CallStatus.FAILED,
+                         HangupEnd.API)
 
     def _negotiate(self, offer: SessionDescription) -> tuple[SessionDescription,
                                                               NegotiatedMedia]:
@@ -189,10 +192,15 @@ class CallSession:
         except Exception:
             log.exception("call.log_failed", extra={"call_id": self.call.id})
         try:
-            await self.loop.send_end_call()
+            await self._send_final_callback()
         except Exception:
             log.exception("call.end_call_failed", extra={"call_id": self.call.id})
         self._finished.set()
+        for hook in self.on_finished:
+            try:
+                hook(self)
+            except Exception:
+                log.exception("call.finished_hook_failed", extra={"call_id": self.call.id})
 
     async def wait_finished(self) -> None:
         await self._finished.wait()
@@ -201,51 +209,6 @@ class CallSession:
         if self.call.end_time is None:
             self.call.mark_ended(status, end)
         self._ended.set()
-
-    # ---- SIP events ------------------------------------------------------------------
-
-    def _on_sip_event(self, event: object) -> None:
-        if isinstance(event, sev.CallCancelled):
-            self._end_status = CallStatus.CANCELED
-            self._mark_ended(CallStatus.CANCELED, HangupEnd.CALLER)
-        elif isinstance(event, sev.ByeReceived):
-            self._mark_ended(CallStatus.COMPLETED, HangupEnd.CALLER)
-        elif isinstance(event, sev.CallAcked) and self._late_offer is not None:
-            self._on_late_answer(event.answer)
-        elif isinstance(event, sev.AckTimedOut):
-            self.call.fail(408, "no ACK for our 200 OK")
-            self._mark_ended(CallStatus.COMPLETED, HangupEnd.API)
-        elif isinstance(event, sev.InfoReceived):
-            self._on_info(event.request)
-        elif isinstance(event, sev.ReinviteReceived):
-            log.info("session.reinvite", extra={"call_id": self.call.id,
-                                                "direction": self.media.direction
-                                                if self.media else None})
-        elif isinstance(event, sev.SessionTerminated):
-            if self._answered:
-                status = CallStatus.COMPLETED
-            elif event.reason == "cancelled":
-                status = CallStatus.CANCELED
-            else:  # the stack stopped, or a transport gave up, before any answer
-                status = self._end_status or CallStatus.FAILED
-            self._mark_ended(status, HangupEnd.CALLER)
-        if self._ended.is_set() and self.channel is not None:
-            self.channel.stop_audio()
-
-    def _on_late_answer(self, sdp: SessionDescription | None) -> None:
-        assert self._late_offer is not None
-        try:
-            if sdp is None:
-                raise SdpError("the ACK carried no SDP answer to our offer")
-            self.media = negotiate_answer(self._late_offer, sdp)
-        except (SdpError, ValueError) as exc:
-            log.info("session.late_answer_refused", extra={"call_id": self.call.id,
-                                                           "detail": str(exc)})
-            self.call.fail(488, f"unusable SDP answer in the ACK: {exc}")
-            self.sip.hangup()
-            self._mark_ended(CallStatus.FAILED, HangupEnd.API)
-            return
-        self._configure_channel(self.media)
 
     def _on_reoffer(self, offer: SessionDescription) -> SessionDescription:
         sdp, media = self._negotiate(offer)  # NotAcceptable → 488, dialog unchanged
@@ -262,45 +225,6 @@ class CallSession:
     @property
     def ended(self) -> bool:
         return self._ended.is_set()
-
-    async def answer(self) -> None:
-        if self._answered or self.ended:
-            return
-        assert self._answer_sdp is not None
-        if self.media is not None:
-            self._configure_channel(self.media)
-        self.sip.answer(str(self._answer_sdp).encode())
-        self._answered = True
-        self.call.mark_connected()
-        log.info("call.answered", extra={
-            "call_id": self.call.id, "late_offer": self._late_offer is not None,
-            "codec": self.media.codec.name if self.media else None})
-
-    async def reject(self, status: int, reason: str | None,
-                     final: CallStatus | None = None) -> None:
-        """Refuse the unanswered call with SIP `status`; its final status is `final`, by
-        default busy for 486/600 and failed otherwise (REJECT, callback failures)."""
-        if self._answered or self.ended:
-            return
-        self.call.sip_response_code = status
-        if final is None:
-            final = CallStatus.BUSY if status in (486, 600) else CallStatus.FAILED
-        self._end_status = final
-        self._mark_ended(final, HangupEnd.API)
-        self.sip.reject(status, reason)
-
-    async def hangup(self) -> None:
-        """Hang up: BYE once answered; before that the switch hangs up on a ringing call,
-        which the Call Status table calls canceled."""
-        if self.ended:
-            return
-        if self.channel is not None:
-            self.channel.stop_audio()
-        if self._answered:
-            self.sip.hangup()
-            self._mark_ended(CallStatus.COMPLETED, HangupEnd.API)
-        else:
-            await self.reject(480, "Temporarily Unavailable", CallStatus.CANCELED)
 
     async def speech(self, text: str, *, voice: str | None, language: str | None,
                      gender: str | None) -> np.ndarray:
@@ -453,7 +377,7 @@ class CallSession:
             actions = compile_actions(raw)
         except NoActions as exc:
             raise ApiError.validation("actions", f"are not runnable: {exc.message}") from None
-        if not self.loop.replace(actions, once):
+        if self.loop is None or not self.loop.replace(actions, once):
             raise ApiError.live_call_not_found(self.call.id)
 
     async def end(self) -> None:
@@ -525,6 +449,10 @@ class RestControl:
         actions: list[dict[str, Any]] = [{"type": "COLLECT", "name": "rest_collect",
                                           "params": params,
                                           "actions": message_actions(message)}]
+        if self._session.loop is None:
+            from control.api.errors import ApiError
+
+            raise ApiError.live_call_not_found(self._session.call.id)
         callback = options.get("callback") or {}
         once = None
         if callback.get("url"):
@@ -546,4 +474,5 @@ class RestControl:
 
     async def set_session_data(self, data: dict[str, Any]) -> None:
         self._session.call.session_data = data
-        self._session.loop.vars.sync_from_call()
+        if self._session.loop is not None:
+            self._session.loop.vars.sync_from_call()

@@ -16,6 +16,7 @@ from control.callflow.client import CallbackClient
 from control.calls import Call, CallRegistry, Direction, new_call_id
 from control.conferences import ConferenceService
 from control.flowconfig import CallFlowConfig
+from control.inbound import InboundSession
 from control.session import CallSession
 from control.settings import Settings
 from control.storage import Storage
@@ -156,7 +157,7 @@ class Switch:
         log.info("call.new", extra={"call_id": call.id, "caller_no": call.caller_no,
                                     "api_no": api_no, "sip_call_id": sip.call_id,
                                     "callback": config.callback.url})
-        session = CallSession(self, sip, call, config)
+        session = InboundSession(self, sip, call, config)
         self.sessions.add(session)
         try:
             await session.run()
