@@ -12,7 +12,9 @@ DTMF: inbound RFC 4733 packets go through the channel's `TelephoneEventReceiver`
 INFO digits come in through `receive_info_digit`, and the engine's in-band detector
 reports per slot; all three meet in the channel's `DigitCombiner`, which calls
 `on_digit` once per press. `send_dtmf` queues RFC 4733 events (sent by the engine in
-place of audio packets) or, without telephone-event, in-band tones as playback.
+place of audio packets) or, without telephone-event, in-band tones as playback. A
+bridged channel also hands the RFC 4733 events it follows to its bridge, which re-sends
+them on the partner (`media.bridge`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import numpy.typing as npt
 from . import g711
 from .digits import DigitCombiner, dtmf_audio, inband_latency
 from .events import DigitReceived, DigitSource, TelephoneEventReceived, TelephoneEventStarted
-from .host import ChannelHost, MixSeat
+from .host import BridgeSeat, ChannelHost, MixSeat
 from .jitter import JitterBuffer
 from .repacketise import Repacketiser
 from .rtcp import (
@@ -44,7 +46,7 @@ from .rtcp import (
     report_interval,
 )
 from .rtp import DTMF_EVENTS, RTCP_SR, TelephoneEvent, is_rtcp, parse_rtcp, unpack_rtp
-from .telephone_event import TelephoneEventReceiver, TelephoneEventSender
+from .telephone_event import TelephoneEventReceiver, TelephoneEventRelay, TelephoneEventSender
 
 log = logging.getLogger(__name__)
 _monotonic = time.monotonic  # the receive path's clock (loop.time() is the same clock)
@@ -91,12 +93,15 @@ class _Playback:
 
 
 class _DtmfSend:
-    """One queued RFC 4733 `send_dtmf()`: its packet plan, completion future, and the
-    RTP timestamp of the event being sent (fixed at the event's first packet)."""
+    """One queued RFC 4733 `send_dtmf()` (or an event relayed from a bridge partner): its
+    packet plan, completion future, and the RTP timestamp of the event being sent (fixed
+    at the event's first packet)."""
 
     __slots__ = ("future", "sender", "timestamp")
 
-    def __init__(self, sender: TelephoneEventSender, future: asyncio.Future[bool]) -> None:
+    def __init__(
+        self, sender: TelephoneEventSender | TelephoneEventRelay, future: asyncio.Future[bool]
+    ) -> None:
         self.sender = sender
         self.future = future
         self.timestamp = 0
@@ -181,6 +186,7 @@ class Channel:
         self._digits = DigitCombiner(latency={DigitSource.INBAND: inband_latency(engine.jitter_ms)})
         self._dtmf_out: deque[_DtmfSend] = deque()
         self._mix_group: MixSeat[Channel] | None = None  # set by MixGroup.add/remove
+        self._bridge: BridgeSeat[Channel] | None = None  # set by the engine's bridges
 
     def __repr__(self) -> str:
         return f"<Channel {self.local_host}:{self.local_port} slot={self._slot}>"
@@ -202,6 +208,11 @@ class Channel:
     def mix_group(self) -> MixSeat[Channel] | None:
         """The conference mix this channel is a member of, if any."""
         return self._mix_group
+
+    @property
+    def bridged_to(self) -> Channel | None:
+        """The channel this one is bridged with (`MediaEngine.bridge`), if any."""
+        return None if self._bridge is None else self._bridge.partner(self)
 
     @property
     def remote(self) -> Addr | None:
@@ -430,6 +441,16 @@ class Channel:
         self._engine._playing_changed(self)
         return frame
 
+    def _relay_event(self, event: int, volume: int) -> TelephoneEventRelay | None:
+        # A bridge partner's RFC 4733 event, re-sent live from the next tick (after any
+        # queued send_dtmf); None without telephone-event: the bridge plays tones instead.
+        if self._closed or self._te_pt is None:
+            return None
+        relay = TelephoneEventRelay(event, volume=volume)
+        self._dtmf_out.append(_DtmfSend(relay, self._engine._loop().create_future()))
+        self._engine._dtmf_changed(self)
+        return relay
+
     def _dtmf_finished(self) -> None:
         # Called by the engine on the tick that sent the head job's last packet.
         job = self._dtmf_out.popleft()
@@ -551,9 +572,18 @@ class Channel:
         # The receiver follows every event, hook or not, so that a hook set mid-event
         # does not hear that event's end packets as a new press.
         now = self._engine._loop().time()
-        for happened in self._te_rx.feed(seq, ts, marker, ssrc, event, now):
-            if type(happened) is TelephoneEventStarted and happened.event < 16:
-                self._report_digit(DTMF_EVENTS[happened.event], DigitSource.RFC4733, now)
+        te_rx = self._te_rx
+        for happened in te_rx.feed(seq, ts, marker, ssrc, event, now):
+            if isinstance(happened, TelephoneEventStarted):
+                if happened.event < 16:
+                    self._report_digit(DTMF_EVENTS[happened.event], DigitSource.RFC4733, now)
+                # Read after the digit hook, which may have ended the bridge.
+                if self._bridge is not None:
+                    self._bridge._event_started(self, happened.event, event.volume)
+            elif self._bridge is not None:
+                self._bridge._event_ended(self, happened.event, happened.duration)
+        if self._bridge is not None and te_rx.active:
+            self._bridge._event_update(self, te_rx.duration)
         hook = self.on_telephone_event
         if hook is None:
             return

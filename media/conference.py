@@ -3,7 +3,8 @@
 Theory of operation. A `MixGroup` is a set of channels with per-member flags: `talk`
 (heard by the group), `listen` (hears the group), `whisper_to` (heard by that member
 only, instead of the group) and `receive_dtmf` (gets digits passed on by
-`relay_digit`). A channel is in at most one group. Groups know nothing about calls,
+`relay_digit`). A channel is in at most one group, and never in a group and a two-party
+bridge at once (`media.bridge`). Groups know nothing about calls,
 beeps on join or hold music: the control layer plays those on the members' channels
 (`Channel.play`), and the engine adds a member's own playback to its mix.
 
@@ -28,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .dsp.mixer import Mixer
+from .errors import BridgeError
 from .rtp import DTMF_EVENTS
 
 if TYPE_CHECKING:
@@ -98,7 +100,8 @@ class MixGroup:
         """Add `channel` to the group; it is heard and hears from the next tick on.
 
         Raises `ValueError` if the channel is closed or already in a group, or if
-        `whisper_to` is not a member of this group.
+        `whisper_to` is not a member of this group; `BridgeError` (a `ValueError`) if it
+        is bridged.
         """
         if self._closed:
             raise ValueError(f"{self!r} is closed")
@@ -106,6 +109,11 @@ class MixGroup:
             raise ValueError(f"can't add closed {channel!r} to a mix group")
         if channel._mix_group is not None:
             raise ValueError(f"{channel!r} is already in {channel._mix_group!r}")
+        if channel.bridged_to is not None:
+            raise BridgeError(
+                f"{channel!r} is bridged to {channel.bridged_to!r}: unbridge it before "
+                f"adding it to {self!r}"
+            )
         self._check_target(channel, whisper_to)
         member = Membership(channel, bool(talk), bool(listen), whisper_to, bool(receive_dtmf))
         self._members[channel] = member

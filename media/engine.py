@@ -13,7 +13,9 @@ numpy call covers every channel. A tick (`tick(now)`) does, across all channels:
 3. route: each channel's output is the next frame of its playback queue, or silence;
    then, while any mix group has members, the conference mixer (`media.dsp.mixer`)
    adds to each listening member's row the sum of its group's other talkers (one
-   batch for all groups, see `media.conference`);
+   batch for all groups, see `media.conference`), and while any two-party bridge is up,
+   each bridged channel's row becomes its partner's input row, plus its own playback
+   when it plays (one gather for all bridges, see `media.bridge`);
 4. encode per codec into the payload column of a structured (N,) packet array whose
    big-endian header fields are written as whole columns, then cut the array's bytes
    into datagrams and send each from its channel's socket. A channel sending RFC 4733
@@ -45,8 +47,10 @@ import numpy as np
 import numpy.typing as npt
 
 from . import g711
+from .bridge import Bridges
 from .channel import Addr, Channel, _DtmfSend, _Playback, _RtcpProtocol, _RtpProtocol
 from .conference import MixGroup, MixGroups
+from .errors import BridgeError
 from .events import DigitSource
 from .jitter import JitterBuffer
 from .rtp import pack_header
@@ -189,6 +193,7 @@ class MediaEngine:
         self._inband: set[Channel] = set()
         self._te_tx: dict[Channel, _DtmfSend] = {}
         self._mixing = MixGroups(self.samples, self._loop)
+        self._bridging = Bridges()
         self._capacity = 0
         self._alloc(64)
 
@@ -223,6 +228,30 @@ class MediaEngine:
     def mix_groups(self) -> Mapping[int, MixGroup]:
         """The open mix groups, by id."""
         return self._mixing.groups
+
+    def bridge(self, a: Channel, b: Channel) -> None:
+        """Bridge two channels: from the next tick each hears the other (plus its own
+        playback), whatever their codecs, and RFC 4733 digits pass through (see
+        `media.bridge`). A no-op if they are already bridged to each other.
+
+        Raises `BridgeError` if either is closed, of another engine, in a conference
+        mix or bridged elsewhere, or if `a` is `b`.
+        """
+        for channel in (a, b):
+            if channel._engine is not self:
+                raise BridgeError(f"{channel!r} belongs to another media engine")
+        self._bridging.connect(a, b)
+
+    def unbridge(self, channel: Channel) -> None:
+        """End the bridge `channel` is in, for both sides; a no-op if it is in none.
+
+        An RFC 4733 event being relayed gets its end packets."""
+        self._bridging.disconnect(channel)
+
+    @property
+    def bridge_count(self) -> int:
+        """How many two-party bridges are up."""
+        return len(self._bridging)
 
     def add_detect_hook(self, hook: DetectHook) -> None:
         self.detect_hooks.append(hook)
@@ -326,9 +355,12 @@ class MediaEngine:
                 self._regroup(n)
             self._gather(n, now)
             played = bool(self._playing)  # before route ends this tick's last frames
+            bridging = self._bridging.active
+            # The bridge adds playback only on the rows that play: note them first.
+            playing = [c._slot for c in self._playing] if played and bridging else None
             pcm_out = self._route(n)
-            if self._mixing.active:
-                pcm_out = self._mix(n, pcm_out, played)
+            if self._mixing.active or bridging:
+                pcm_out = self._mix(n, pcm_out, played, playing)
             return self._packetise(n, pcm_out)
         finally:
             cost = (time.perf_counter() - t0) * 1e6
@@ -425,12 +457,21 @@ class MediaEngine:
         # A join of prepared byte frames is far cheaper than N row copies into an array.
         return np.frombuffer(b"".join(frames), dtype=np.int16).reshape(n, self.samples)
 
-    def _mix(self, n: int, routed: npt.NDArray[np.int16], played: bool) -> npt.NDArray[np.int16]:
-        # Members hear their mix plus their own playback (the routed frame; silence when
-        # not playing, so the addition is skipped while nothing played at all).
+    def _mix(
+        self, n: int, routed: npt.NDArray[np.int16], played: bool, playing: list[int] | None
+    ) -> npt.NDArray[np.int16]:
+        # Members hear their mix, bridged channels their partner, each plus its own
+        # playback (the routed frame; silence when not playing, so the addition is
+        # skipped while nothing played at all). No channel is in both.
         out = self._pcm_out[:n]
-        np.copyto(out, routed)
-        self._mixing.render(self._pcm_in[:n], out, add_out=played)
+        pcm_in = self._pcm_in[:n]
+        bridging = self._bridging
+        if not (bridging.active and bridging.covers(n)):  # else the bridges write every row
+            np.copyto(out, routed)
+        if self._mixing.active:
+            self._mixing.render(pcm_in, out, add_out=played)
+        if bridging.active:
+            bridging.render(pcm_in, out, routed, playing)
         return out
 
     def _packetise(self, n: int, pcm_out: npt.NDArray[np.int16]) -> list[bytes]:
@@ -557,6 +598,7 @@ class MediaEngine:
         self._pkts_out[slot] = 0
         self._codec[slot] = 0
         self._groups_dirty = True
+        self._bridging.slots_moved()
         self.stats.channels = len(self._channels)
 
     def _detach(self, channel: Channel) -> None:
@@ -569,6 +611,7 @@ class MediaEngine:
         self._te_tx.pop(channel, None)
         if channel._mix_group is not None:
             channel._mix_group.remove(channel)
+        self._bridging.disconnect(channel)
         if channel._detect_inband:
             channel._detect_inband = False
             self._inband.discard(channel)
@@ -600,6 +643,7 @@ class MediaEngine:
         channel._slot = -1
         self._groups_dirty = True
         self._mixing.slots_moved()
+        self._bridging.slots_moved()
         self.stats.channels = len(self._channels)
 
     def _regroup(self, n: int) -> None:

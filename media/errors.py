@@ -1,4 +1,5 @@
-"""Errors raised by the audio sources (TTS, file/URL loader, tone generators).
+"""Errors raised by the audio sources (TTS, file/URL loader, tone generators) and by the
+engine's routing API (bridges).
 
 Every error is a `MediaError`, so a caller that plays a prompt can catch one class and
 turn it into the call flow's error event; the message is written for the person who
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 
 class MediaError(Exception):
-    """Base class for every error raised by `media/`'s audio sources."""
+    """Base class for every error raised by `media/`'s audio sources and routing API."""
 
 
 class UnsupportedVoice(MediaError):
@@ -31,3 +32,9 @@ class AudioFetchError(MediaError):
 
 class TtsError(MediaError):
     """Speech synthesis failed: espeak-ng is missing, failed, or the text is unusable."""
+
+
+class BridgeError(MediaError, ValueError):
+    """Two channels can't be bridged: one is closed, the same channel twice, already
+    bridged to another, in a conference mix, or of another engine. Also raised when a
+    bridged channel is added to a mix group. A `ValueError` too: it is a bad argument."""

@@ -2,9 +2,10 @@
 
 `MediaEngine` owns every `Channel` and `MixGroup`: it imports them, they never import it.
 A channel reaches back only through `ChannelHost`, the engine-side calls it makes when
-its state changes (the engine mirrors that state in its per-slot arrays), and keeps its
-group as a `MixSeat`. `media.engine.MediaEngine` and `media.conference.MixGroup` satisfy
-these structurally; a unit test can stand in for either.
+its state changes (the engine mirrors that state in its per-slot arrays), keeps its
+group as a `MixSeat` and its two-party bridge as a `BridgeSeat`. `media.engine.MediaEngine`,
+`media.conference.MixGroup` and `media.bridge.Bridge` satisfy these structurally; a unit
+test can stand in for any of them.
 """
 
 from __future__ import annotations
@@ -72,3 +73,21 @@ class MixSeat(Protocol[C_contra]):
     def remove(self, channel: C_contra, /) -> None:
         """Take the channel out of the group (the engine calls this when it closes)."""
         ...
+
+
+class BridgeSeat(Protocol[C]):
+    """The two-party bridge a channel of type `C` is in (`media.bridge.Bridge`).
+
+    The channel's RFC 4733 receive path reports the events it follows, so that the bridge
+    re-sends them on the partner; the bridge ignores reports once it has ended.
+    """
+
+    def partner(self, channel: C, /) -> C:
+        """The other channel of the bridge."""
+        ...
+
+    def _event_started(self, source: C, event: int, volume: int, /) -> None: ...
+
+    def _event_update(self, source: C, duration: int, /) -> None: ...
+
+    def _event_ended(self, source: C, event: int, duration: int, /) -> None: ...

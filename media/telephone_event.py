@@ -94,6 +94,11 @@ class TelephoneEventReceiver:
         """True while an event has started and not ended."""
         return self._open
 
+    @property
+    def duration(self) -> int:
+        """The current (or last) event's duration so far in samples, all segments."""
+        return self._base + self._duration
+
     def _start(
         self, seq: int, ts: int, ssrc: int, event: TelephoneEvent, now: float
     ) -> tuple[ReceiverEvent, ...]:
@@ -275,3 +280,76 @@ class TelephoneEventSender:
     def _pause(self, ticks: int) -> None:
         self._plan.extend([None] * ticks)
         self._event_end.extend([-1] * ticks)
+
+
+class TelephoneEventRelay:
+    """One event received on another stream, re-sent live on this one (a bridge's RFC 4733
+    pass-through); pulled one tick at a time with `tick()`, like `TelephoneEventSender`.
+
+    The first tick sends the start (marker). Each tick after, while the source event
+    lasts, a continuation carries the longest duration the source has reported so far
+    (`update`): the far end sees the key go down one tick after it did here and stay down
+    as long. `end` (the source's end packet) sends the end packet three times with the
+    source's final duration. A source that goes quiet for `timeout_ticks` (its end packets
+    lost) is ended with the last duration, so the far end never sees a key stuck down.
+    Durations are capped at 0xFFFF samples: a press longer than 8.19 s is relayed as one
+    event of that length (§2.5.1.3 segments are not re-created).
+    """
+
+    def __init__(
+        self, event: int, *, volume: int = DEFAULT_VOLUME, timeout_ticks: int = 25
+    ) -> None:
+        self.event = event
+        self.volume = volume
+        self.timeout_ticks = timeout_ticks
+        self._duration = 0
+        self._started = False
+        self._ended = False
+        self._ends_left = END_PACKETS
+        self._idle = 0
+
+    @property
+    def done(self) -> bool:
+        return self._ends_left == 0
+
+    @property
+    def in_event(self) -> bool:
+        """True between the first packet sent and the last end packet."""
+        return self._started and not self.done
+
+    @property
+    def duration(self) -> int:
+        """The duration the next packet carries, in samples."""
+        return self._duration
+
+    def update(self, duration: int) -> None:
+        """The source event is still down, `duration` samples so far."""
+        if not self._ended:
+            self._duration = max(self._duration, min(duration, 0xFFFF))
+            self._idle = 0
+
+    def end(self, duration: int) -> None:
+        """The source event ended after `duration` samples."""
+        if not self._ended:
+            self._duration = max(self._duration, min(duration, 0xFFFF))
+            self._ended = True
+
+    def stop(self) -> None:
+        """End now: the end packets if the event was started, else nothing at all."""
+        if not self._started:
+            self._ends_left = 0
+        self._ended = True
+
+    def tick(self) -> EventPacket | None:
+        """This tick's packet; None once done."""
+        if self._ends_left == 0:
+            return None
+        start = not self._started
+        self._started = True
+        if not self._ended:
+            self._idle += 1
+            self._ended = self._idle > self.timeout_ticks
+        if self._ended:
+            self._ends_left -= 1
+        payload = pack_telephone_event(self.event, self._ended, self.volume, self._duration)
+        return EventPacket(payload, marker=start, start=start)
