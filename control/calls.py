@@ -79,6 +79,11 @@ class CallControl(Protocol):
     async def set_session_data(self, data: dict[str, Any]) -> None:
         """Replace the call's session data (Modify Session Data)."""
 
+    async def transfer(self, message: list[str] | None, no: str,
+                       caller_id_no: str | None) -> None:
+        """Play the optional message items, then transfer the call to `no` (Call
+        Transfer); the call's flow goes on when the transfer ends."""
+
 
 def iso(ts: datetime | None) -> str | None:
     """ISO 8601 in UTC with milliseconds and a Z, as in the spec's examples."""

@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--media-dir", metavar="DIR",
                        help="directory whose files PLAY may use by path or file:// URL")
     serve.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
+    serve.add_argument("--outbound-proxy", metavar="SIP_URI",
+                       help="where calls to numbers go, e.g. sip:127.0.0.1:5070 (SIP URIs "
+                            "are dialled directly); credentials: [outbound] username, "
+                            "password in the file or VOXSWITCH_OUTBOUND_USERNAME/_PASSWORD")
     return parser
 
 
@@ -59,6 +63,7 @@ def settings_from_args(args: argparse.Namespace, env: dict[str, str]) -> Setting
         "default_callback": args.default_callback,
         "media_dir": args.media_dir,
         "log_level": args.log_level,
+        "outbound_proxy": args.outbound_proxy,
     }
     config = args.config or (Path(env["VOXSWITCH_CONFIG"]) if env.get("VOXSWITCH_CONFIG")
                              else None)

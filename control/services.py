@@ -6,7 +6,7 @@ here, not the `Switch` class, keeps the import one way (switch → session → t
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from control.callflow.client import CallbackClient
 from control.calls import CallRegistry
@@ -15,6 +15,21 @@ from control.storage import Storage
 from media.audio import AudioLoader
 from media.engine import MediaEngine
 from media.tts import TtsEngine
+from signaling.stack import SipStack
+
+if TYPE_CHECKING:
+    from control.callflow.context import Switchboard
+    from control.callflow.loop import CallFlowLoop
+    from control.calls import Call
+    from control.flowconfig import CallFlowConfig
+    from control.settings import Settings
+
+
+class FlowSession(Protocol):
+    """Another live call's session, as far as a session may reach it."""
+
+    call: Call
+    loop: CallFlowLoop | None
 
 
 class SwitchServices(Protocol):
@@ -26,6 +41,19 @@ class SwitchServices(Protocol):
     audio: AudioLoader
     engine: MediaEngine
     conferences: ConferenceService
+    stack: SipStack
+    settings: Settings
+
+    @property
+    def switchboard(self) -> Switchboard: ...
 
     @property
     def callbacks(self) -> CallbackClient: ...
+
+    sessions: set[Any]  # the live CallSessions
+
+    def find_session(self, call_id: str) -> FlowSession | None:
+        """The live call's session, or None."""
+
+    async def config_for(self, api_no: str) -> CallFlowConfig:
+        """The call flow configuration a number runs."""

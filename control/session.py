@@ -84,6 +84,7 @@ class CallSession:
             self.loop = CallFlowLoop(call, self, switch.callbacks, config)
             # the CONFERENCE action finds the service on its FlowContext
             self.loop.ctx.conferences = switch.conferences
+            self.loop.ctx.switchboard = switch.switchboard
         call.control = RestControl(self)
         # Called once the call has ended and its log is saved (owners: transfers, queues).
         self.on_finished: list[Callable[[CallSession], None]] = []
@@ -144,7 +145,9 @@ class CallSession:
         log.exception("session.crashed", extra={"call_id": self.call.id})
         self.call.fail(500999, "internal error in the call session")
         try:
-            self.leg.hangup()
+            leg = getattr(self, "leg", None)  # None: it failed before any SIP was sent
+            if leg is not None:
+                leg.hangup()
         except Exception:
             log.exception("session.cleanup_failed", extra={"call_id": self.call.id})
         self._mark_ended(CallStatus.COMPLETED if self._answered else CallStatus.FAILED,
@@ -203,7 +206,12 @@ class CallSession:
                 log.exception("call.finished_hook_failed", extra={"call_id": self.call.id})
 
     async def wait_finished(self) -> None:
+        """Until the call has ended and its log and final callback are out."""
         await self._finished.wait()
+
+    async def wait_ended(self) -> None:
+        """Until either side has hung up."""
+        await self._ended.wait()
 
     def _mark_ended(self, status: CallStatus, end: HangupEnd | None) -> None:
         if self.call.end_time is None:
@@ -471,6 +479,14 @@ class RestControl:
 
     async def inject(self, actions: list[dict[str, Any]]) -> None:
         self._session.inject(actions)
+
+    async def transfer(self, message: list[str] | None, no: str,
+                       caller_id_no: str | None) -> None:
+        params: dict[str, Any] = {"no": no}
+        if caller_id_no:
+            params["caller_id_no"] = caller_id_no
+        self._session.inject([*message_actions(message),
+                              {"type": "TRANSFER", "params": params}])
 
     async def set_session_data(self, data: dict[str, Any]) -> None:
         self._session.call.session_data = data

@@ -64,6 +64,11 @@ class Settings:
     node_id: int = 7890
     app_id: str = field(default="voxswitch")
     sip_domain: str | None = None
+    # Where calls to numbers go (`[outbound] proxy = "sip:host:port"` in the file), and
+    # the digest credentials it may ask for. SIP URIs are dialled directly.
+    outbound_proxy: str | None = None
+    outbound_username: str | None = None
+    outbound_password: str | None = None
 
     @property
     def cache_dir(self) -> Path:
@@ -77,7 +82,30 @@ _CONVERTERS: dict[str, Any] = {
     "data_dir": lambda v: Path(str(v)),
     "media_dir": lambda v: Path(str(v)) if v else None,
     "node_id": int,
+    "outbound_proxy": lambda v: check_proxy(str(v)) if v else None,
 }
+
+_TABLES = ("outbound",)  # TOML tables whose keys are settings named TABLE_KEY
+
+
+def check_proxy(text: str) -> str:
+    """A `sip:host:port` proxy URI, as given; SettingsError saying what fits otherwise."""
+    rest = text[4:] if text.lower().startswith("sip:") else None
+    host, sep, port = (rest or "").rpartition(":")
+    if rest is None or "@" in rest or not host or not sep or not port.isdigit() \
+            or not 0 < int(port) < 65536:
+        raise SettingsError(f"outbound proxy: expected sip:HOST:PORT, got {text!r}")
+    return text
+
+
+def _flatten(doc: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        if key in _TABLES and isinstance(value, dict):
+            out.update({f"{key}_{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
 
 
 def _apply(base: Settings, values: dict[str, Any], source: str) -> Settings:
@@ -107,7 +135,7 @@ def load(config_file: Path | None, env: dict[str, str], cli: dict[str, Any]) -> 
             doc = tomllib.loads(config_file.read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"config file {config_file}: {exc}") from None
-        settings = _apply(settings, doc.get("voxswitch", doc), str(config_file))
+        settings = _apply(settings, _flatten(doc.get("voxswitch", doc)), str(config_file))
     from_env = {k[len("VOXSWITCH_"):].lower(): v for k, v in env.items()
                 if k.startswith("VOXSWITCH_") and k != "VOXSWITCH_CONFIG"}
     settings = _apply(settings, from_env, "environment")

@@ -15,11 +15,13 @@ from control.api import ApiContext, build_api
 from control.callflow.client import CallbackClient
 from control.calls import Call, CallRegistry, Direction, new_call_id
 from control.conferences import ConferenceService
+from control.dialer import Dialer
 from control.flowconfig import CallFlowConfig
 from control.inbound import InboundSession
 from control.session import CallSession
 from control.settings import Settings
 from control.storage import Storage
+from control.switchboard import SwitchboardService
 from media.audio import AudioLoader
 from media.engine import MediaEngine
 from media.tts import TtsEngine
@@ -46,6 +48,8 @@ class Switch:
         self.stack = SipStack(settings.sip_listen.host, settings.sip_listen.port,
                               on_invite=self._on_invite, user_agent=USER_AGENT)
         self.sessions: set[CallSession] = set()
+        self.dialer = Dialer(self)
+        self.switchboard = SwitchboardService(self, self.dialer)
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._http: aiohttp.ClientSession | None = None
@@ -79,7 +83,7 @@ class Switch:
         app = web.Application(client_max_size=1 << 20)
         ctx = ApiContext(api_key=self.settings.api_key or "", registry=self.registry,
                          storage=self.storage, app_id=self.settings.app_id,
-                         conferences=self.conferences)
+                         conferences=self.conferences, switchboard=self.switchboard)
         app.add_subapp("/v1", build_api(ctx))
         demo.add_routes(app, lambda: self.http_url)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -112,9 +116,10 @@ class Switch:
             except Exception:
                 log.exception("switch.session_shutdown_failed",
                               extra={"call_id": session.call.id})
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=SHUTDOWN_GRACE_S)
-        for task in self._tasks:
+        tasks = self._tasks | self.dialer.tasks
+        if tasks:
+            await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
+        for task in tasks:
             task.cancel()
         await self.stack.stop()
         await self.engine.stop()
@@ -140,7 +145,7 @@ class Switch:
         ruri = invite.ruri
         api_no = ruri.user or ""
         caller = invite.from_.uri
-        config = await self._config_for(api_no)
+        config = await self.config_for(api_no)
         call = Call(
             id=new_call_id(self.settings.node_id),
             direction=Direction.INBOUND,
@@ -164,7 +169,14 @@ class Switch:
         finally:
             self.sessions.discard(session)
 
-    async def _config_for(self, api_no: str) -> CallFlowConfig:
+    def find_session(self, call_id: str) -> CallSession | None:
+        """The session of a live call."""
+        for session in self.sessions:
+            if session.call.id == call_id:
+                return session
+        return None
+
+    async def config_for(self, api_no: str) -> CallFlowConfig:
         """The number's own configuration, else the Default, else the built-in demo."""
         for candidate in _number_variants(api_no):
             cfg = await self.storage.get_config(candidate)

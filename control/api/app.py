@@ -15,7 +15,15 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from control.api import callflows, conferences, history, liveactions, livecalls, openapi
+from control.api import (
+    callflows,
+    conferences,
+    dials,
+    history,
+    liveactions,
+    livecalls,
+    openapi,
+)
 from control.api.context import CONTEXT, ApiContext
 from control.api.errors import ApiError, new_ref_id
 from control.api.routing import ROUTES, Handler, Route, RouteTable
@@ -29,6 +37,7 @@ RESOURCES: tuple[RouteTable, ...] = (
     conferences.routes,  # before livecalls: /LiveCalls/Conferences is not a call id
     livecalls.routes,
     liveactions.routes,
+    dials.routes,
     history.routes,
     openapi.routes,
 )

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from control.calls import CallRegistry
 from control.conferences import ConferenceService
 from control.storage import Storage
+
+if TYPE_CHECKING:
+    from control.switchboard import SwitchboardService
 
 
 @dataclass
@@ -21,6 +25,8 @@ class ApiContext:
     app_id: str
     # live conferences (LiveCalls/Conferences); None: the API shows none
     conferences: ConferenceService | None = None
+    # placing calls (Dials/Connect, Actions/Transfer); None: the API places none
+    switchboard: SwitchboardService | None = None
 
 
 CONTEXT = web.AppKey("voxswitch_api_context", ApiContext)

@@ -1,4 +1,5 @@
-"""LiveCalls Actions: Collect Digits, Stop, Tell, Inject Actions List, Modify Session Data.
+"""LiveCalls Actions: Collect Digits, Stop, Tell, Inject Actions List, Modify Session Data,
+Call Transfer.
 
 Each handler validates its body (400001 naming the field), finds the live call (404404
 otherwise) and hands the request to the call's `CallControl`, which schedules the work
@@ -18,6 +19,7 @@ from control.api.errors import ApiError
 from control.api.query import json_body
 from control.api.routing import RouteTable, Schema
 from control.calls import CallControl
+from control.dialing import DialError
 
 routes = RouteTable("LiveCalls")
 
@@ -80,6 +82,22 @@ INJECT_SCHEMA: Schema = {
             "properties": {"actions": {"type": "array", "items": ACTION_SCHEMA, "minItems": 1}},
         },
     ]
+}
+TRANSFER_SCHEMA: Schema = {
+    "type": "object",
+    "required": ["call"],
+    "properties": {
+        "message": MESSAGE_SCHEMA,
+        "call": {
+            "type": "object",
+            "required": ["no"],
+            "properties": {
+                "no": {"type": "string", "description": "E.164 number or SIP destination"},
+                "caller_id_no": {"type": "string",
+                                 "description": "default: the caller's own number"},
+            },
+        },
+    },
 }
 SESSION_DATA_SCHEMA: Schema = {
     "type": "object",
@@ -285,4 +303,38 @@ async def modify_session_data(request: web.Request) -> web.Response:
             f"{SESSION_DATA_LIMIT})"
         )
     await control.set_session_data(data)
+    return web.Response(status=204)
+
+
+@routes.route(
+    "POST",
+    "/LiveCalls/{call_id}/Actions/Transfer",
+    summary="Transfer a live call to a number or SIP endpoint, after an optional message",
+    body=TRANSFER_SCHEMA,
+    body_required=True,
+    responses={204: None},
+)
+async def transfer_call(request: web.Request) -> web.Response:
+    """The running actions stop; the message plays, the far leg rings (the caller hears
+    ringback or its early media) and the two are bridged. When the far leg hangs up or
+    never connects, the call's flow goes on with a live_call callback."""
+    control = _control(request)
+    body = _object(await json_body(request), required=True)
+    message = message_items(body.get("message"), "message")
+    call = body.get("call")
+    if not isinstance(call, dict):
+        raise ApiError.validation("call", "is required: an object with no")
+    no, caller = call.get("no"), call.get("caller_id_no")
+    if not isinstance(no, str) or not no.strip():
+        raise ApiError.validation("call.no", "is required: a phone number or SIP destination")
+    if caller is not None and (not isinstance(caller, str) or not caller.strip()):
+        raise ApiError.validation("call.caller_id_no", "must be a non-empty string")
+    switchboard = context(request).switchboard
+    if switchboard is None:
+        raise ApiError.not_supported()
+    try:
+        switchboard.dialer.route(no)
+    except DialError as exc:
+        raise ApiError.validation("call.no", exc.message) from None
+    await control.transfer(message, no.strip(), caller)
     return web.Response(status=204)

@@ -20,6 +20,7 @@ from control.callflow.port import CallPort
 
 if TYPE_CHECKING:
     from control.callflow.variables import FlowVariables
+    from control.calls import Call
     from control.conferences import ConferenceService
 
 
@@ -135,6 +136,26 @@ class FlowHost(Protocol):
                       ) -> tuple[bool, Any]: ...
 
 
+class DialRefused(Exception):
+    """A DIAL or TRANSFER that could not be placed (bad number, no route, no media
+    port); the action runs its on_error handlers, the call goes on."""
+
+
+class Switchboard(Protocol):
+    """The switch's outbound side, as DIAL, TRANSFER and QUEUE see it."""
+
+    async def dial(self, parent: Call, params: dict[str, Any]) -> str:
+        """Start an independent call for `parent`'s flow; its call id. DialRefused."""
+
+    async def transfer(self, call: Call, params: dict[str, Any]) -> str | None:
+        """Connect `call` to a new far leg; returns when the transfer ends (the far leg
+        hung up or never connected) with the leg's final status, or at once (None) when
+        `params["async"]`. DialRefused."""
+
+    async def stop_transfer(self, call: Call) -> bool:
+        """Hang up `call`'s transfer leg; False when it has none."""
+
+
 @dataclass
 class FlowContext:
     port: CallPort
@@ -146,6 +167,8 @@ class FlowContext:
     extra: dict[str, Any] = field(default_factory=dict)
     # the switch's conferences (CONFERENCE action); None where a switch runs none
     conferences: ConferenceService | None = None
+    # the switch's outbound side (DIAL, TRANSFER, QUEUE); None where there is none
+    switchboard: Switchboard | None = None
 
     def param(self, action: Action, name: str, *, speech: bool = False) -> Any:
         """A param's value, with `${…}` interpolated where the spec marks it with *."""

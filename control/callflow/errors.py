@@ -66,5 +66,29 @@ class ResponseTooLarge(CallFlowError):
     code = 413900
 
 
+REACH = "We're sorry, something went wrong when trying to reach you. Error code {code}. Good bye."
+
+# Outbound calls have codes of their own (Call Flow Loop Errors, outbound rows): inbound
+# code → (code on init_call, code after it). Outbound callbacks all come after the
+# answer, so the pre-connect rows never apply.
+_OUTBOUND = {
+    400901: (400911, 400912),
+    400902: (400913, 400913),
+    413900: (413910, 413910),
+    413901: (413911, 413911),
+}
+
+
+def outbound_error(exc: CallFlowError, *, after_init: bool) -> tuple[int, str | None]:
+    """The spec's code and phone message of `exc` on an outbound call."""
+    codes = _OUTBOUND.get(exc.code)
+    if codes is None:
+        return exc.code, exc.spoken()
+    code = codes[1] if after_init else codes[0]
+    # 400912 keeps the inbound wording; the rest say "when trying to reach you".
+    template = SORRY if code == 400912 else REACH
+    return code, template.format(code=code)
+
+
 class CallbackEnded(Exception):
     """The callback answered 204: end the call without an error."""

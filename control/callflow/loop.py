@@ -21,14 +21,14 @@ from urllib.parse import urljoin
 from control.callflow.actions import Action, Outcome
 from control.callflow.client import CallbackClient
 from control.callflow.context import FlowContext
-from control.callflow.errors import CallbackEnded, CallFlowError, NoActions
+from control.callflow.errors import CallbackEnded, CallFlowError, NoActions, outbound_error
 from control.callflow.expressions import ExpressionError
 from control.callflow.interpreter import Interpreter, compile_actions
 from control.callflow.payload import callback_fields
 from control.callflow.port import CallPort
 from control.callflow.template import apply_template, flatten
 from control.callflow.variables import FlowVariables
-from control.calls import Call
+from control.calls import Call, Direction
 from control.flowconfig import CallbackTarget, CallFlowConfig
 
 log = logging.getLogger("voxswitch.callflow")
@@ -67,6 +67,7 @@ class CallFlowLoop:
         self._queued: list[Action] | None = None
         # REST Collect: the next live_call goes to this target once, then as before
         self._once: CallbackTarget | None = None
+        self._init_done = False  # outbound error codes differ on and after init_call
 
     async def run(self) -> None:
         """Drive the call until its flow ends; never raises for flow errors."""
@@ -82,10 +83,11 @@ class CallFlowLoop:
 
     async def _run(self) -> None:
         actions = await self._fetch("init_call")
+        self._init_done = True
         if actions[0].type == "REJECT":
             await Interpreter(self.ctx).run(actions[:1])
             return
-        if self.answer_on_ring > 1:
+        if self.answer_on_ring > 1 and not self.port.answered:
             await self.port.sleep((self.answer_on_ring - 1) * RING_PERIOD_S)
         if self.port.ended:
             return
@@ -191,12 +193,14 @@ class CallFlowLoop:
             await self.port.reject(*pre_connect)
 
     async def _fail(self, exc: CallFlowError) -> None:
-        self.call.fail(exc.code, exc.message)
-        log.warning("callflow.error", extra={"call_id": self.call.id, "error_code": exc.code,
+        code, spoken = exc.code, exc.spoken()
+        if self.call.direction is Direction.OUTBOUND:
+            code, spoken = outbound_error(exc, after_init=self._init_done)
+        self.call.fail(code, exc.message)
+        log.warning("callflow.error", extra={"call_id": self.call.id, "error_code": code,
                                              "error": exc.message})
         if self.port.ended:
             return
-        spoken = exc.spoken()
         if spoken is None:
             await self._end(CALLBACK_FAILED)
             return
@@ -212,3 +216,8 @@ class CallFlowLoop:
     async def send_end_call(self) -> None:
         await self.client.notify(self.target, callback_fields(self.call, "end_call"),
                                  self.call.id)
+
+    async def send_failed_call(self, call: Call) -> None:
+        """failed_call for `call` (a call this flow dialled, or this one when it never
+        connected), to the callback target in force."""
+        await self.client.notify(self.target, callback_fields(call, "failed_call"), call.id)

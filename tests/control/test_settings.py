@@ -68,3 +68,19 @@ def test_api_key_is_generated_once_and_kept(tmp_path: Path) -> None:
     assert (
         ensure_api_key(load(None, {}, {"data_dir": str(tmp_path), "api_key": "k"})).api_key == "k"
     )
+
+
+def test_an_outbound_table_sets_the_proxy_and_its_credentials(tmp_path: Path) -> None:
+    cfg = tmp_path / "v.toml"
+    cfg.write_text('[outbound]\nproxy = "sip:127.0.0.1:5070"\nusername = "lab"\n'
+                   'password = "secret"\n')
+    s = load(cfg, {"VOXSWITCH_OUTBOUND_PASSWORD": "from-env"}, {})
+    assert (s.outbound_proxy, s.outbound_username, s.outbound_password) == (
+        "sip:127.0.0.1:5070", "lab", "from-env")
+
+
+@pytest.mark.parametrize("proxy", ["127.0.0.1:5070", "sip:host", "sip:u@host:5060",
+                                   "sip:host:99999", "http://host:80"])
+def test_a_bad_outbound_proxy_says_what_fits(proxy: str) -> None:
+    with pytest.raises(SettingsError, match="sip:HOST:PORT"):
+        load(None, {}, {"outbound_proxy": proxy})

@@ -16,6 +16,7 @@ from control.callflow.actions import (
     collect,
     conditional,
     conference,
+    dial,
     foreach,
     goto,
     hangup,
@@ -26,6 +27,7 @@ from control.callflow.actions import (
     say,
     sessiondata,
     stop,
+    transfer,
     webhook,
 )
 from control.callflow.context import ASSIGN, REQUIRED, Action, ActionSpec, Outcome, Param
@@ -45,6 +47,7 @@ for _spec in (
     collect.SPEC,
     conditional.SPEC,
     conference.SPEC,
+    dial.SPEC,
     foreach.SPEC,
     goto.GOTO,
     goto.LABEL,
@@ -56,6 +59,7 @@ for _spec in (
     say.SPEC,
     sessiondata.SPEC,
     stop.SPEC,
+    transfer.SPEC,
     webhook.SPEC,
 ):
     register(_spec)
