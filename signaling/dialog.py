@@ -124,11 +124,18 @@ class Dialog:
         body: bytes = b"",
         content_type: str | None = None,
         headers: list[tuple[str, str]] | None = None,
+        cseq: int | None = None,
     ) -> Request:
-        """A request inside the dialog; `via` is our top Via with a fresh branch."""
+        """A request inside the dialog; `via` is our top Via with a fresh branch.
+
+        `cseq` is a CSeq number to use instead of the next one: the ACK for a 2xx carries
+        its INVITE's (§13.2.2.4) and does not advance the local sequence.
+        """
         if self.state is DialogState.TERMINATED:
             raise ValueError(f"can't create {method} in state {self.state.name}")
-        self.local_seq = 1 if self.local_seq is None else self.local_seq + 1
+        if cseq is None:
+            self.local_seq = 1 if self.local_seq is None else self.local_seq + 1
+            cseq = self.local_seq
         ruri, routes = self._request_uri_and_routes()
         hdrs = Headers()
         hdrs.add("Via", str(via))
@@ -136,7 +143,7 @@ class Dialog:
         hdrs.add("From", str(self.local))
         hdrs.add("To", str(self.remote))
         hdrs.add("Call-ID", self.id.call_id)
-        hdrs.add("CSeq", f"{self.local_seq} {method}")
+        hdrs.add("CSeq", f"{cseq} {method}")
         for route in routes:
             hdrs.add("Route", route)
         if contact is not None:

@@ -1,8 +1,10 @@
-"""Events of the SIP transaction layer and of INVITE server sessions.
+"""Events of the SIP transaction layer and of INVITE sessions.
 
 Frozen dataclasses, named in the past tense for what happened (h11 style). The transaction
 layer (`transaction.TransactionLayer.next_event`) yields the first group; a `ServerSession`
-hands the second group to the application through its `on_event` callback.
+(incoming call) hands the second group to the application through its `on_event`
+callback, and a `ClientSession` (outgoing call) the third group plus `ByeReceived`,
+`InfoReceived`, `ReinviteReceived` and `SessionTerminated` of the second.
 """
 
 from __future__ import annotations
@@ -135,7 +137,59 @@ class ReinviteReceived:
 
 @dataclass(frozen=True)
 class SessionTerminated:
-    """The session is over. `reason` is one of "remote bye", "local bye", "cancelled",
-    "rejected", "ack timeout", "timeout", "stack stopped"."""
+    """The session is over; always the last event of a session. `reason`:
 
+    - "remote bye": the peer sent BYE;
+    - "local bye": our BYE (`hangup()` after the answer) got its response or timed out;
+    - "cancelled": a server session's caller sent CANCEL; a client session ended after
+      our `cancel()`/`hangup()` before the answer (487, any other final response, or a
+      2xx that we ACKed and then ended with BYE);
+    - "rejected": a server session answered with a final non-2xx (`reject()`);
+    - "failed": a client session's INVITE got a final non-2xx, no response (Timer B),
+      a transport error, or a challenge it could not answer (see `CallFailed`);
+    - "ack timeout": the ACK for our 2xx (to the INVITE or a re-INVITE) never came;
+    - "stack stopped": `SipStack.stop()` ended the session.
+    """
+
+    reason: str
+
+
+# ---- INVITE client session (application facing) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallProgressed:
+    """A provisional response 101-199 to our INVITE (100 Trying is not reported).
+    `sdp` is the SDP it carried (183 with SDP: early media), None when it had none or
+    the SDP did not parse."""
+
+    status: int
+    reason: str
+    sdp: SessionDescription | None = None
+
+
+@dataclass(frozen=True)
+class CallAnswered:
+    """The first 2xx to our INVITE; the ACK has been sent already (§13.2.2.4).
+
+    `sdp` is the peer's answer (the SDP of the 2xx, or that of an earlier 18x when the
+    2xx has none), or its offer when our INVITE had none (our answer, from `on_reoffer`,
+    went in the ACK). `sdp_error` says why there is no usable session description: the
+    SDP did not parse, or there was none, or the late offer could not be answered. The
+    call is up all the same: the application decides, and normally hangs up (BYE).
+    """
+
+    sdp: SessionDescription | None
+    sdp_error: str | None = None
+
+
+@dataclass(frozen=True)
+class CallFailed:
+    """Our INVITE ended without a call: a final response 300-699 (`status` and `reason`
+    as received; 3xx are not followed), 487 after our CANCEL (also when the 2xx won the
+    race: ACKed, then BYE sent), 408 when no response came (Timer B), the transport
+    failed or no final response followed our CANCEL (the `reason` says which), 503 when
+    the stack stopped. 401/407 come here when they could not be answered."""
+
+    status: int
     reason: str

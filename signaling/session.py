@@ -38,6 +38,7 @@ from .events import (
     InfoReceived,
     ReinviteReceived,
     SessionTerminated,
+    TransactionKey,
 )
 from .headers import Via
 from .message import Request, Response, make_response
@@ -74,7 +75,7 @@ class SessionHost(Protocol):
 
     def send_request(
         self, session: ServerSession, request: Request, destination: Destination
-    ) -> None: ...
+    ) -> TransactionKey: ...
 
     def local_via(self, transport: str) -> Via: ...
 

@@ -1,20 +1,25 @@
-"""The asyncio SIP stack: transports + transaction layer + the UAS core.
+"""The asyncio SIP stack: transports + transaction layer + the UAS and UAC cores.
 
 Glue in the aioquic `asyncio/protocol.py` manner: bytes from the transports are parsed
 and fed to the `TransactionLayer`; `pump()` then drains the layer (messages to the
-transports, events to the UAS core below) and re-arms the one `loop.call_at` timer on the
+transports, events to the cores below) and re-arms the one `loop.call_at` timer on the
 earliest deadline of the layer and of the sessions. The UAS core is small: validation
 (§8.2, `validate.check_request`), OPTIONS (§11.2), CANCEL (§9.2), routing in-dialog
-requests to their `ServerSession` by dialog ID (§12.2.2) and creating a session for each
-new INVITE after sending 100 Trying.
+requests to their session by dialog ID (§12.2.2) and creating a `ServerSession` for each
+new INVITE after sending 100 Trying. The UAC core is `invite()`, which builds and starts
+a `ClientSession`, plus the routing of responses to it: by client transaction, and by
+Call-ID and From tag for a 2xx whose transaction is gone (§13.2.2.4).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Sequence
 
+from .auth import Credentials
+from .client import ClientSession
 from .dialog import DialogId
 from .events import (
     CancelReceived,
@@ -26,7 +31,7 @@ from .events import (
     TransactionTimedOut,
     TransportErrorOccurred,
 )
-from .headers import Via, new_branch, new_tag
+from .headers import NameAddr, Via, new_branch, new_call_id, new_tag
 from .message import Request, Response, SipParseError, make_response, parse_message
 from .sdp import SessionDescription
 from .session import ServerSession, SessionState
@@ -37,10 +42,12 @@ from .transaction import (
     TimerConfig,
     TransactionLayer,
     TransactionState,
+    is_ip_literal,
     response_destination,
     server_key,
 )
 from .transport import TcpTransport, UdpTransport, open_transports
+from .uri import URI
 from .validate import check_request
 
 log = logging.getLogger("voxswitch.signaling.stack")
@@ -53,10 +60,18 @@ ALLOW_HEADER = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
 SDP_ONLY = frozenset({"application/sdp"})
 # SIP INFO carries DTMF in these (the de-facto application/dtmf-relay and RFC 2976 kin).
 INFO_TYPES = frozenset({"application/dtmf-relay", "application/dtmf", "application/sdp"})
+TRANSPORT_NAMES = frozenset({"udp", "tcp"})
+
+Session = ServerSession | ClientSession
+
+
+class InvalidTarget(ValueError):
+    """`invite()` was given a target or proxy it cannot call (malformed, not SIP, sips,
+    an unknown transport)."""
 
 
 class SipStack:
-    """A SIP user agent server on one host: UDP and TCP, INVITE sessions for the app."""
+    """A SIP user agent on one host: UDP and TCP, INVITE sessions both ways for the app."""
 
     def __init__(
         self,
@@ -83,9 +98,13 @@ class SipStack:
         self._tcp: TcpTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sessions: dict[ServerSession, TransactionKey] = {}
-        self._dialogs: dict[DialogId, ServerSession] = {}
+        self._dialogs: dict[DialogId, Session] = {}
         self._invites: dict[TransactionKey, ServerSession] = {}
         self._bye_owners: dict[TransactionKey, ServerSession] = {}
+        self._clients: dict[ClientSession, None] = {}  # live outgoing calls, in order
+        self._client_tx: dict[TransactionKey, ClientSession] = {}
+        self._client_calls: dict[tuple[str, str], ClientSession] = {}  # Call-ID, From tag
+        self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._pumping = False
@@ -95,6 +114,7 @@ class SipStack:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._udp, self._tcp = await open_transports(self.host, self._port, self._receive)
+        self._tcp.on_connect_failed = self._connect_failed
         self.udp_port, self.tcp_port = self._udp.port, self._tcp.port
         log.info(
             "sip listening on %s udp:%d tcp:%d",
@@ -106,8 +126,12 @@ class SipStack:
 
     async def stop(self) -> None:
         """End live sessions (BYE / 503, best effort), flush, close the sockets."""
+        for task in list(self._tasks):
+            task.cancel()
         for session in list(self._sessions):
             session.stop()
+        for client in list(self._clients):
+            client.stop()
         self.pump()
         if self._timer is not None:
             self._timer.cancel()
@@ -122,6 +146,84 @@ class SipStack:
     @property
     def sessions(self) -> list[ServerSession]:
         return list(self._sessions)
+
+    @property
+    def clients(self) -> list[ClientSession]:
+        """The outgoing calls not terminated yet."""
+        return list(self._clients)
+
+    # ---- the UAC core ------------------------------------------------------------------------
+
+    def invite(
+        self,
+        target: str,
+        *,
+        from_user: str,
+        from_display: str | None = None,
+        sdp: bytes | None,
+        proxy: str | None = None,
+        credentials: Credentials | None = None,
+        transport: str = "udp",
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> ClientSession:
+        """Place a call: send an INVITE to `target` and return its session at once.
+
+        `target` (`sip:user@host[:port][;transport=tcp]`) is the Request-URI and To.
+        The INVITE goes to `proxy` (`sip:host[:port][;transport=...]`, also put in a
+        loose Route, §8.1.2) when given, else to the target's host and port (5060 by
+        default); that URI's transport parameter wins over `transport`. A host name is
+        looked up with the loop's getaddrinfo (A records only: no RFC 3263 NAPTR/SRV);
+        a failed lookup ends the call with CallFailed(408). From is `from_display`
+        <sip:from_user@our advertised host> with a fresh tag; `sdp` is our offer (None:
+        a late offer, answered in the ACK through `on_reoffer`). `credentials` answer
+        401/407 challenges; `headers` are added to the INVITE as given. Raises
+        InvalidTarget for a target or proxy that cannot be called.
+        """
+        if self._loop is None:
+            raise RuntimeError("the stack is not started")
+        uri = _parse_target(target, "target")
+        hop = _parse_target(proxy, "proxy") if proxy else uri
+        transport = (hop.transport or transport).lower()
+        if transport not in TRANSPORT_NAMES:
+            raise InvalidTarget(f"unsupported transport {transport!r} (udp or tcp)")
+        if not from_user:
+            raise ValueError("from_user must not be empty")
+        route = []
+        if proxy:
+            params: dict[str, str | None] = {**hop.params, "lr": None}
+            route.append(f"<{URI(hop.scheme, host=hop.host, port=hop.port, params=params)}>")
+        local = NameAddr(from_display, URI("sip", user=from_user, host=self.advertise),
+                         {"tag": new_tag()})
+        session = ClientSession(
+            self, uri, local=local, call_id=new_call_id(self.advertise), transport=transport,
+            sdp=sdp, route=route, credentials=credentials, headers=headers)
+        self._clients[session] = None
+        self._client_calls[(session.call_id, session.local_tag)] = session
+        log.info("outgoing call %s to %s", session.call_id, target,
+                 extra={"call_id": session.call_id, "target": target, "via": str(hop)})
+        port = hop.port or 5060
+        if is_ip_literal(hop.host):
+            session.start(Destination(transport, hop.host.strip("[]"), port))
+            self.pump()
+        else:
+            task = self._loop.create_task(self._resolve(session, hop.host, port, transport))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return session
+
+    async def _resolve(self, session: ClientSession, host: str, port: int,
+                       transport: str) -> None:
+        assert self._loop is not None
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        kind = socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM
+        try:
+            infos = await self._loop.getaddrinfo(host, port, family=family, type=kind)
+            address = str(infos[0][4][0])
+        except (OSError, IndexError) as exc:
+            session.start_failed(f"DNS lookup of {host} failed: {exc}")
+        else:
+            session.start(Destination(transport, address, port))
+        self.pump()
 
     # ---- SessionHost -------------------------------------------------------------------------
 
@@ -144,8 +246,8 @@ class SipStack:
             self.layer.send_stateless(response, destination)
 
     def send_request(
-        self, session: ServerSession, request: Request, destination: Destination
-    ) -> None:
+        self, session: Session, request: Request, destination: Destination
+    ) -> TransactionKey:
         tcp = self._tcp
         if (
             destination.transport == "tcp"
@@ -157,7 +259,17 @@ class SipStack:
             # NAT or that do not listen on their Contact are still reachable.
             destination = Destination("tcp", *session.remote_addr)
         key = self.layer.send_request(request, destination, self.now())
-        self._bye_owners[key] = session
+        if isinstance(session, ClientSession):
+            self._client_tx[key] = session
+        else:
+            self._bye_owners[key] = session
+        return key
+
+    def send_stateless(self, message: Request, destination: Destination) -> None:
+        self.layer.send_stateless(message, destination)
+
+    def abandon(self, key: TransactionKey) -> None:
+        self.layer.abandon(key)
 
     def local_via(self, transport: str) -> Via:
         port = self.tcp_port if transport == "tcp" else self.udp_port
@@ -172,13 +284,17 @@ class SipStack:
     def server_header(self) -> str:
         return self.user_agent
 
-    def dialog_created(self, session: ServerSession) -> None:
+    def dialog_created(self, session: Session) -> None:
         assert session.dialog is not None
         self._dialogs[session.dialog.id] = session
 
-    def session_ended(self, session: ServerSession) -> None:
+    def session_ended(self, session: Session) -> None:
         if session.dialog is not None:
             self._dialogs.pop(session.dialog.id, None)
+        if isinstance(session, ClientSession):
+            self._clients.pop(session, None)
+            self._client_calls.pop((session.call_id, session.local_tag), None)
+            return
         key = self._sessions.pop(session, None)
         if key is not None:
             self._invites.pop(key, None)
@@ -225,7 +341,8 @@ class SipStack:
     def _arm_timer(self) -> None:
         if self._loop is None or self._udp is None:
             return
-        deadlines = [self.layer.get_timer(), *(s.get_timer() for s in self._sessions)]
+        deadlines = [self.layer.get_timer(), *(s.get_timer() for s in self._sessions),
+                     *(c.get_timer() for c in self._clients)]
         deadline = min((d for d in deadlines if d is not None), default=None)
         if deadline == self._timer_at:
             return
@@ -242,12 +359,17 @@ class SipStack:
         self._timer = self._timer_at = None
         try:
             self.layer.handle_timer(now)
-            for session in list(self._sessions):
+            due: list[Session] = [*self._sessions, *self._clients]
+            for session in due:
                 deadline = session.get_timer()
                 if deadline is not None and deadline <= now:
                     session.handle_timer(now)
         except Exception:
             log.exception("error in timer handling")
+        self.pump()
+
+    def _connect_failed(self, destination: Destination, error: str) -> None:
+        self.layer.transport_failed(destination, error)
         self.pump()
 
     def _receive(self, data: bytes, source: Destination) -> None:
@@ -294,15 +416,34 @@ class SipStack:
         elif isinstance(event, CancelReceived):
             self._on_cancel(event)
         elif isinstance(event, ResponseReceived):
-            owner = self._bye_owners.get(event.key) if event.key else None
-            if owner is not None and event.response.status >= 200:
-                owner.bye_completed()
+            self._on_response(event)
         elif isinstance(event, TransactionTimedOut | TransportErrorOccurred):
+            client = self._client_tx.get(event.key)
+            if client is not None:
+                client.transaction_failed(event.key, _failure_reason(event))
             owner = self._bye_owners.get(event.key)
             if owner is not None:
                 owner.bye_completed()
         elif isinstance(event, TransactionTerminated):
             self._bye_owners.pop(event.key, None)
+            self._client_tx.pop(event.key, None)
+
+    def _on_response(self, event: ResponseReceived) -> None:
+        response = event.response
+        if event.key is None:
+            # A 2xx to an INVITE whose transaction is gone: the call's, by Call-ID and
+            # From tag (the To tag may be a new fork's).
+            client = self._client_calls.get((response.call_id, response.from_.tag or ""))
+            if client is not None:
+                client.receive_response(response, None)
+            return
+        client = self._client_tx.get(event.key)
+        if client is not None:
+            client.receive_response(response, event.key)
+            return
+        owner = self._bye_owners.get(event.key)
+        if owner is not None and response.status >= 200:
+            owner.bye_completed()
 
     def _reply(self, request: Request, status: int, reason: str | None = None) -> None:
         self._send_response(make_response(request, status, reason), request)
@@ -394,6 +535,24 @@ class SipStack:
         tx = self.layer.get(event.invite_key)
         if isinstance(tx, ServerTransaction) and tx.state is TransactionState.PROCEEDING:
             self._send_response(make_response(tx.request, 487), tx.request)
+
+
+def _parse_target(text: str, what: str) -> URI:
+    try:
+        uri = URI.parse(text.strip())
+    except ValueError as exc:
+        raise InvalidTarget(f"malformed {what} {text!r}: {exc}") from None
+    if uri.scheme == "sips":
+        raise InvalidTarget(f"{what} {text!r}: sips needs TLS, which the stack lacks")
+    if uri.scheme != "sip" or not uri.host:
+        raise InvalidTarget(f"{what} {text!r} is not a sip: URI with a host")
+    return uri
+
+
+def _failure_reason(event: TransactionTimedOut | TransportErrorOccurred) -> str:
+    if isinstance(event, TransactionTimedOut):
+        return f"no response: Timer {event.timer}"
+    return f"transport error: {event.error}"
 
 
 def _first_line(message: Request | Response) -> str:

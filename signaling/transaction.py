@@ -496,6 +496,22 @@ class TransactionLayer:
             tx.transport_error(error)
             self._collect(tx)
 
+    def transport_failed(self, destination: Destination, error: str) -> None:
+        """The transport could not reach `destination` (a TCP connect failed): every
+        client transaction sending there fails (§17.1.4)."""
+        for tx in list(self._transactions.values()):
+            if not isinstance(tx, ServerTransaction) and tx.destination == destination:
+                tx.transport_error(error)
+                self._collect(tx)
+
+    def abandon(self, key: TransactionKey) -> None:
+        """Destroy a client transaction the TU gave up on: an INVITE whose final response
+        never followed our CANCEL (§9.1: after 64*T1)."""
+        tx = self._transactions.get(key)
+        if tx is not None:
+            tx._terminate()
+            self._collect(tx)
+
     def handle_timer(self, now: float) -> None:
         heap = self._deadlines
         while heap and heap[0][0] <= now:

@@ -20,6 +20,7 @@ from .message import SipParseError, StreamFramer
 log = logging.getLogger("voxswitch.signaling.transport")
 
 Receiver = Callable[[bytes, Destination], None]
+ConnectFailed = Callable[[Destination, str], None]
 
 
 class UdpTransport(asyncio.DatagramProtocol):
@@ -102,6 +103,8 @@ class TcpTransport:
 
     def __init__(self, receive: Receiver) -> None:
         self.receive = receive
+        # Told when an outbound connect fails, with what was queued for it dropped.
+        self.on_connect_failed: ConnectFailed | None = None
         self.connections: dict[tuple[str, int], TcpConnection] = {}
         self.server: asyncio.Server | None = None
         self._pending: dict[tuple[str, int], list[bytes]] = {}
@@ -142,6 +145,8 @@ class TcpTransport:
                 exc,
                 extra={"peer": addr, "error": str(exc), "dropped": len(dropped)},
             )
+            if self.on_connect_failed is not None:
+                self.on_connect_failed(Destination("tcp", *addr), f"tcp connect failed: {exc}")
             return
         for data in self._pending.pop(addr, []):
             connection.write(data)
