@@ -293,11 +293,21 @@ class SipStack:
             self._dialogs.pop(session.dialog.id, None)
         if isinstance(session, ClientSession):
             self._clients.pop(session, None)
-            self._client_calls.pop((session.call_id, session.local_tag), None)
+            call = (session.call_id, session.local_tag)
+            if self._loop is None:
+                self._client_calls.pop(call, None)
+            else:
+                # Linger 64*T1: a 2xx that comes after we gave up (Timer B, no final
+                # response after CANCEL) must still be ACKed and ended with BYE.
+                self._loop.call_later(64 * self.t1, self._forget_call, call, session)
             return
         key = self._sessions.pop(session, None)
         if key is not None:
             self._invites.pop(key, None)
+
+    def _forget_call(self, call: tuple[str, str], session: ClientSession) -> None:
+        if self._client_calls.get(call) is session:
+            del self._client_calls[call]
 
     # ---- the shuttle -------------------------------------------------------------------------
 

@@ -125,6 +125,20 @@ async def test_responses_retransmissions_and_bye_reach_the_session(
     assert stack.clients == []
 
 
+async def test_2xx_after_timer_b_is_acked_and_ended(stack: SipStack, peer: Peer) -> None:
+    session = stack.invite(f"sip:bob@127.0.0.1:{peer.port}", from_user="alice", sdp=OFFER)
+    events = Collector()
+    session.on_event = events
+    invite = await peer.request("INVITE")
+    failed = await events.next()
+    assert failed == CallFailed(408, "Request Timeout (no response: Timer B)")
+    assert await events.next() == SessionTerminated("failed")
+    peer.answer(invite, 200, body=ANSWER)  # too late: not wanted, but never left unACKed
+    ack = await peer.request("ACK")
+    bye = await peer.request("BYE")
+    assert ack.to.tag == bye.to.tag == "peer1" and bye.call_id == invite.call_id
+
+
 @pytest.mark.parametrize("target, message", [
     ("bob@127.0.0.1", "malformed target 'bob@127.0.0.1'"),
     ("sip:bob@", "malformed target"),
