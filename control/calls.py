@@ -9,13 +9,16 @@ reaches into the other.
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
+
+log = logging.getLogger("voxswitch.calls")
 
 
 class CallStatus(StrEnum):
@@ -143,6 +146,12 @@ class Call:
     sip_forwarded_for: str | None = None
     config: dict[str, Any] | None = None
     control: CallControl | None = None
+    # {id, no} of the call a QUEUE poll_connect last bridged this one with (callbacks)
+    last_queue_poll_connect_call: dict[str, str] | None = None
+    # every stay in a call queue, once it left: {name, queued_on, wait_s, reason}
+    queue_visits: list[dict[str, Any]] = field(default_factory=list)
+    # run once, synchronously, when the call ends (queues take a hung-up call out)
+    on_ended: list[Callable[[Call], None]] = field(default_factory=list, repr=False)
     # monotonic clock readings for durations that do not jump with the wall clock
     _t_start: float = field(default_factory=time.monotonic, repr=False)
     _t_connect: float | None = field(default=None, repr=False)
@@ -172,6 +181,11 @@ class Call:
         self.end_time = utcnow()
         self._t_end = time.monotonic()
         self.hangup_end = hangup_end
+        for hook in list(self.on_ended):
+            try:
+                hook(self)
+            except Exception:
+                log.exception("call.ended_hook_failed", extra={"call_id": self.id})
 
     def fail(self, code: int, message: str) -> None:
         """Record the first error; later ones do not overwrite it."""
@@ -240,6 +254,7 @@ class Call:
             "charge": {"total": 0.0},
             "service": "programmable_voice",
             "lrn": None,
+            "queues": list(self.queue_visits),  # voxswitch: its stays in call queues
         }
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from control.callflow.client import CallbackClient
 from control.calls import CallRegistry
 from control.conferences import ConferenceService
+from control.queues import QueueService
 from control.storage import Storage
 from media.audio import AudioLoader
 from media.engine import MediaEngine
@@ -41,6 +42,7 @@ class SwitchServices(Protocol):
     audio: AudioLoader
     engine: MediaEngine
     conferences: ConferenceService
+    queues: QueueService
     stack: SipStack
     settings: Settings
 

@@ -84,6 +84,7 @@ class CallSession:
             self.loop = CallFlowLoop(call, self, switch.callbacks, config)
             # the CONFERENCE action finds the service on its FlowContext
             self.loop.ctx.conferences = switch.conferences
+            self.loop.ctx.queues = switch.queues
             self.loop.ctx.switchboard = switch.switchboard
         call.control = RestControl(self)
         # Called once the call has ended and its log is saved (owners: transfers, queues).

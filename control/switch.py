@@ -18,6 +18,7 @@ from control.conferences import ConferenceService
 from control.dialer import Dialer
 from control.flowconfig import CallFlowConfig
 from control.inbound import InboundSession
+from control.queues import QueueService
 from control.session import CallSession
 from control.settings import Settings
 from control.storage import Storage
@@ -45,6 +46,7 @@ class Switch:
         self.audio = AudioLoader(settings.cache_dir / "audio", media_dir=settings.media_dir)
         self.engine = MediaEngine(host=settings.sip_listen.host, port_range=settings.rtp_ports)
         self.conferences = ConferenceService(self.engine)  # conferences: shared by flows + API
+        self.queues = QueueService(self.engine)  # call queues: shared by flows + API
         self.stack = SipStack(settings.sip_listen.host, settings.sip_listen.port,
                               on_invite=self._on_invite, user_agent=USER_AGENT)
         self.sessions: set[CallSession] = set()
@@ -83,7 +85,8 @@ class Switch:
         app = web.Application(client_max_size=1 << 20)
         ctx = ApiContext(api_key=self.settings.api_key or "", registry=self.registry,
                          storage=self.storage, app_id=self.settings.app_id,
-                         conferences=self.conferences, switchboard=self.switchboard)
+                         conferences=self.conferences, switchboard=self.switchboard,
+                         queues=self.queues)
         app.add_subapp("/v1", build_api(ctx))
         demo.add_routes(app, lambda: self.http_url)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -23,6 +23,7 @@ from control.api import (
     liveactions,
     livecalls,
     openapi,
+    queues,
 )
 from control.api.context import CONTEXT, ApiContext
 from control.api.errors import ApiError, new_ref_id
@@ -35,6 +36,7 @@ log = logging.getLogger("control.api")
 RESOURCES: tuple[RouteTable, ...] = (
     callflows.routes,
     conferences.routes,  # before livecalls: /LiveCalls/Conferences is not a call id
+    queues.routes,  # before livecalls: /LiveCalls/Queues is not a call id either
     livecalls.routes,
     liveactions.routes,
     dials.routes,

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from control.calls import CallRegistry
 from control.conferences import ConferenceService
+from control.queues import QueueService
 from control.storage import Storage
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ class ApiContext:
     app_id: str
     # live conferences (LiveCalls/Conferences); None: the API shows none
     conferences: ConferenceService | None = None
+    # call queues (LiveCalls/Queues); None: the API shows none
+    queues: QueueService | None = None
     # placing calls (Dials/Connect, Actions/Transfer); None: the API places none
     switchboard: SwitchboardService | None = None
 

@@ -64,6 +64,27 @@ CONFIG_NOT_FOUND = ErrorPreset(
     "No call flow configuration exists for this number.",
     "The call flow configuration could not be found.",
 )
+QUEUE_NOT_FOUND = ErrorPreset(
+    404,
+    404711,
+    "Not Found",
+    "The queue ID may be wrong or the queue could have been garbage collected.",
+    "The requested queue was not found.",
+)
+QUEUED_CALL_NOT_FOUND = ErrorPreset(
+    404,
+    404712,
+    "Not Found",
+    "The call is not in the queue. It may have left the queue already.",
+    "The requested queued call was not found.",
+)
+QUEUE_EMPTY = ErrorPreset(
+    404,
+    404713,
+    "Not Found",
+    "The queue is empty. No call was found.",
+    "The queue is empty. No call was found.",
+)
 DATABASE = ErrorPreset(500, 500102, "Database Error", "", "A storage error occurred.")
 UNCAUGHT = ErrorPreset(
     500,
@@ -172,6 +193,21 @@ class ApiError(Exception):
         return cls.from_preset(
             CONFIG_NOT_FOUND, help=f"No call flow configuration exists for {what}."
         )
+
+    @classmethod
+    def queue_not_found(cls) -> ApiError:
+        """404711 (spec: Queue Errors)."""
+        return cls.from_preset(QUEUE_NOT_FOUND)
+
+    @classmethod
+    def queued_call_not_found(cls) -> ApiError:
+        """404712."""
+        return cls.from_preset(QUEUED_CALL_NOT_FOUND)
+
+    @classmethod
+    def queue_empty(cls) -> ApiError:
+        """404713."""
+        return cls.from_preset(QUEUE_EMPTY)
 
     @classmethod
     def database(cls, detail: str) -> ApiError:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from control.callflow.variables import FlowVariables
     from control.calls import Call
     from control.conferences import ConferenceService
+    from control.queues import QueueService
 
 
 class Outcome(Enum):
@@ -167,6 +168,8 @@ class FlowContext:
     extra: dict[str, Any] = field(default_factory=dict)
     # the switch's conferences (CONFERENCE action); None where a switch runs none
     conferences: ConferenceService | None = None
+    # the switch's call queues (QUEUE action); None where a switch runs none
+    queues: QueueService | None = None
     # the switch's outbound side (DIAL, TRANSFER, QUEUE); None where there is none
     switchboard: Switchboard | None = None
 

@@ -42,7 +42,8 @@ def callback_fields(call: Call, kind: str) -> dict[str, Any]:
         body["connect_time_sec"] = call.connected_ms() // 1000
         body["key_presses"] = [k.as_dict() for k in call.key_presses]
         body["recordings"] = list(call.recordings)
-        body["last_queue_poll_connect_call"] = None
+        last = call.last_queue_poll_connect_call
+        body["last_queue_poll_connect_call"] = dict(last) if last is not None else None
     if kind == "end_call":
         body["end_time"] = iso(call.end_time)
     body["custom_data"] = call.custom_data

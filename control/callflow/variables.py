@@ -166,7 +166,7 @@ class FlowVariables:
         call = self.call
         natives: dict[str, Any] = {
             "$config": call.config,
-            "$lastQueuePollConnectCall": None,
+            "$lastQueuePollConnectCall": call.last_queue_poll_connect_call,
             "$direction": call.direction.value.upper(),
             "$keyPresses": "",
             "$now": self._now_ms(),
