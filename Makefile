@@ -47,6 +47,7 @@ bench: install
 	$(PY) bench/dtmf.py
 	$(PY) bench/mixer.py
 	$(PY) bench/receive.py
+	$(PY) bench/bridge.py
 
 # Every benchmark in its smoke mode (small sizes, seconds): what tests/bench runs.
 bench-quick: install

@@ -62,6 +62,21 @@ def null(v: object) -> bool:
 
 # Field path -> check. "results[].us" is the field `us` of every item of the list `results`.
 REQUIRED: dict[str, dict[str, Check]] = {
+    "bridge": {
+        "bench": text, "quick": flag, "ptime_ms": count, "seconds": number,
+        "warmup_s": number, "codecs": text, "loop": text, "engine_cpus": listed,
+        "generator_cpus": listed, "loadavg_1m": number, "nofile": count, "results": items,
+        "results[].pairs": count, "results[].legs": count, "results[].packets_sent": count,
+        "results[].packets_received": count, "results[].loss_pct": number,
+        "results[].loss_worst_leg_pct": number, "results[].jitter_p50_ms": number,
+        "results[].jitter_p99_ms": number, "results[].jitter_max_ms": number,
+        "results[].ticks": count, "results[].late_ticks": count,
+        "results[].skipped_ticks": count, "results[].send_errors": count,
+        "results[].tick_cost_us": number, "results[].max_tick_cost_us": number,
+        "results[].cpu_pct": number, "results[].generator_cpu_pct": number,
+        "results[].generator_late_sends": count, "results[].generator_send_errors": count,
+        "target_500_pairs_met": flag_or_null,
+    },
     "dtmf": {
         "bench": text, "quick": flag, "ptime_ms": count, "ticks_measured": count,
         "blas_threads": text, "results": items,
