@@ -46,15 +46,20 @@ BUSY = (486, 600)
 NO_ANSWER = (480, 408)
 
 
-def status_for_failure(sip_status: int, *, cancelled_by_us: bool, timed_out: bool
-                       ) -> CallStatus:
-    """The final status of an outbound call that ended with SIP `sip_status`."""
+def status_for_failure(sip_status: int, *, cancelled_by_us: bool, timed_out: bool,
+                       reason: str = "") -> CallStatus:
+    """The final status of an outbound call that ended with SIP `sip_status`.
+
+    The stack reports a destination it could not reach (TCP refused, DNS) as a local
+    408 whose reason says so: that is a failure, not a far end that did not answer."""
     if timed_out:
         return CallStatus.NO_ANSWER
     if sip_status == 487 and cancelled_by_us:
         return CallStatus.CANCELED
     if sip_status in BUSY:
         return CallStatus.BUSY
+    if sip_status == 408 and ("transport error" in reason or "lookup" in reason):
+        return CallStatus.FAILED
     if sip_status in NO_ANSWER:
         return CallStatus.NO_ANSWER
     return CallStatus.FAILED
@@ -171,7 +176,7 @@ class OutboundSession(CallSession):
         elif isinstance(event, sev.CallFailed):
             self.call.sip_response_code = event.status
             status = status_for_failure(event.status, cancelled_by_us=self._cancelled,
-                                        timed_out=self._timed_out)
+                                        timed_out=self._timed_out, reason=event.reason)
             if status is CallStatus.FAILED:
                 self.call.fail(event.status, f"the far end answered {event.status} "
                                              f"{event.reason}".strip())

@@ -91,3 +91,15 @@ def test_sip_failures_map_to_the_call_status_table(
     sip: int, cancelled: bool, timed_out: bool, status: CallStatus,
 ) -> None:
     assert status_for_failure(sip, cancelled_by_us=cancelled, timed_out=timed_out) is status
+
+
+@pytest.mark.parametrize(("reason", "status"), [
+    ("Request Timeout (no response: Timer B)", CallStatus.NO_ANSWER),
+    ("Request Timeout (transport error: connection refused)", CallStatus.FAILED),
+    ("Request Timeout (DNS lookup of pbx.example failed: ...)", CallStatus.FAILED),
+])
+def test_a_local_408_is_a_failure_when_the_destination_was_unreachable(
+    reason: str, status: CallStatus,
+) -> None:
+    assert status_for_failure(408, cancelled_by_us=False, timed_out=False,
+                              reason=reason) is status
