@@ -12,7 +12,7 @@ import numpy as np
 
 from tests.support import audio
 from tests.support.callback_app import CallbackApp, CallbackRequest, Reply
-from tests.support.capture import Capture, rtp_packets, rtp_pcm
+from tests.support.capture import Capture, dtmf_events, rtp_packets, rtp_pcm
 from tests.support.fixtures import SwitchFactory
 from tests.support.ports import free_rtp_port
 from tests.support.sipp import SippRunner, key_steps
@@ -200,3 +200,27 @@ async def test_rest_transfer_moves_a_live_call_to_b(
     b.assert_ok()
     await callback_app.wait_for(type=None, predicate=lambda r: r.path == "/hooks")
     assert [leg["status"] for leg in await legs_of(sw, call_id)] == ["completed"]
+
+
+async def test_rfc4733_digits_from_a_reach_b_as_telephone_events(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner, tmp_path: Path,
+) -> None:
+    pcaps = Path("/usr/share/sip-tester")
+    async with sipp_runner.uas("uas_stream_bye.xml", rtp_echo=False, calls=1,
+                               params={"HOLD_MS": 5500},
+                               audio_file=tone_file(tmp_path, B_HZ, "b")) as uas:
+        callback_app.set_script(script_of([{"type": "TRANSFER",
+                                            "params": {"no": uas.uri("bob")}}]))
+        sw = await switch(default_callback=callback_app.url)
+        a_port = free_rtp_port()
+        async with Capture(tmp_path, "dtmf") as cap:
+            await cap.start([a_port, uas.media_port], duration=40)
+            result = await sipp_runner.run(
+                "uac_pcap_dtmf.xml", sw.sip_udp, service="1000", media_port=a_port,
+                params={"PCAP_DIR": pcaps, "LEAD_MS": 1500, "BYE_TIMEOUT_MS": 15000},
+                timeout=30)
+            pcap = await cap.stop()
+        (await uas.finish()).assert_ok()
+    result.assert_ok()  # B hung up, A's flow went on and hung up A
+    ends = [e.event for e in dtmf_events(pcap, uas.media_port) if e.end]
+    assert ends == [1, 1, 1, 5, 5, 5, 11, 11, 11], ends
