@@ -24,6 +24,7 @@ from media.engine import MediaEngine
 from tests.support.udp import until
 
 SCOPE = ("app", 0)
+ASYNC: dict[str, Any] = {"async": True}  # a Python keyword, so passed as **ASYNC
 
 
 class Host:
@@ -192,7 +193,7 @@ async def test_a_removed_or_released_call_goes_on(service: QueueService,
 async def test_async_offer_goes_on_and_stays_queued(service: QueueService,
                                                     port: Callable[[], Any]) -> None:
     caller = await port()
-    flow = Flow(caller, service, [queue(events=ALL_EVENTS, **{"async": True}), say("next")])
+    flow = Flow(caller, service, [queue(events=ALL_EVENTS, **ASYNC), say("next")])
     assert await flow.task is Outcome.NEXT
     assert caller.said == ["on_enter", "next"]
     entry = service.queued(caller.call.id)
@@ -333,7 +334,7 @@ async def test_poll_connect_bridges_and_both_flows_go_on(service: QueueService,
 async def test_async_offered_caller_gets_the_variable_too(service: QueueService,
                                                           port: Callable[[], Any]) -> None:
     caller, agent = await port(), await port()
-    fc = Flow(caller, service, [queue(**{"async": True})])
+    fc = Flow(caller, service, [queue(**ASYNC)])
     assert await fc.task is Outcome.NEXT
     fa = Flow(agent, service, [queue(event="poll_connect")])
     assert await fa.task is Outcome.NEXT
@@ -343,7 +344,7 @@ async def test_async_offered_caller_gets_the_variable_too(service: QueueService,
 async def test_remove_takes_this_call_out(service: QueueService,
                                           port: Callable[[], Any]) -> None:
     caller = await port()
-    flow = Flow(caller, service, [queue(**{"async": True}), say("queued"),
+    flow = Flow(caller, service, [queue(**ASYNC), say("queued"),
                                   queue(event="remove", events=ALL_EVENTS), say("out")])
     assert await flow.task is Outcome.NEXT
     assert caller.said == ["queued", "out"]

@@ -520,7 +520,9 @@ def test_an_idle_empty_queue_is_garbage_collected(clock: Clock, member: MakeMemb
 
 async def test_poll_connect_bridges_the_head_with_the_agent(
         service: QueueService, media_member: Callable[..., Any], clock: Clock) -> None:
-    caller, other, agent = await media_member(), await media_member(), await media_member()
+    caller: Member = await media_member()
+    other: Member = await media_member()
+    agent: Member = await media_member()
     connected: list[Call] = []
     offer(service, caller, on_connected=connected.append)
     offer(service, other)
