@@ -41,9 +41,9 @@ async def live_status(sw: RunningSwitch, call_id: str) -> str:
 
 
 async def wait_log(sw: RunningSwitch, app: CallbackApp, call_id: str,
-                   kind: str = "end_call") -> dict[str, Any]:
+                   kind: str = "end_call", timeout: float = 40) -> dict[str, Any]:
     await app.wait_for(type=kind, predicate=lambda r: r.fields.get("call_id") == call_id,
-                       timeout=40)
+                       timeout=timeout)
     return await call_log(sw, call_id)
 
 
@@ -293,3 +293,34 @@ async def test_dial_to_an_undiallable_number_runs_on_error(
     await callback_app.wait_for(type=None, predicate=lambda r: r.path == "/hooks")
     end = await callback_app.wait_for(type="end_call")
     assert end.fields["error_code"] is None
+
+
+async def test_max_call_time_hangs_up_on_time(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner,
+) -> None:
+    callback_app.set_script(flow([{"type": "PAUSE", "params": {"seconds": 120}}]))
+    sw = await switch(default_callback=callback_app.url)
+    async with sipp_runner.uas("uas_answer.xml", calls=1) as uas:
+        code, body = await connect(sw, uas.uri("bob"), max_call_time=60)
+        assert code == 201
+        log = await wait_log(sw, callback_app, body["call"]["id"], timeout=90)
+        (await uas.finish()).assert_ok()  # our BYE came
+    assert log["status"] == "completed" and log["hangup_end"] == "api"
+    assert 60 <= log["connect_time_sec"] <= 63, log
+
+
+async def test_override_callback_config_picks_the_flow(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner,
+) -> None:
+    callback_app.set_script(flow([HANGUP]))
+    sw = await switch(default_callback=callback_app.url + "default")
+    async with rest(sw) as http:
+        async with http.put("/v1/CallFlows/Configurations/PhoneNumbers/%2B19495558989",
+                            json={"callback": {"url": callback_app.url + "override"}}) as r:
+            assert r.status == 200, await r.text()
+    async with sipp_runner.uas("uas_answer.xml", calls=1) as uas:
+        code, _ = await connect(sw, uas.uri("bob"), override_callback_config="+19495558989")
+        assert code == 201
+        init = await callback_app.wait_for(type="init_call")
+        (await uas.finish()).assert_ok()
+    assert init.path == "/override" and init.fields["api_no"] == CALLER_ID

@@ -224,3 +224,25 @@ async def test_rfc4733_digits_from_a_reach_b_as_telephone_events(
     result.assert_ok()  # B hung up, A's flow went on and hung up A
     ends = [e.event for e in dtmf_events(pcap, uas.media_port) if e.end]
     assert ends == [1, 1, 1, 5, 5, 5, 11, 11, 11], ends
+
+
+async def test_a_hanging_up_while_b_rings_cancels_b(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner,
+) -> None:
+    async with sipp_runner.uas("uas_ring_cancel.xml", calls=1) as uas:
+        callback_app.set_script(script_of([{"type": "TRANSFER",
+                                            "params": {"no": uas.uri("bob")}}]))
+        sw = await switch(default_callback=callback_app.url)
+        result = await sipp_runner.run("uac_listen.xml", sw.sip_udp, service="1000",
+                                       params={"PAUSE_MS": 2500})
+        b = await uas.finish()
+    result.assert_ok()
+    b.assert_ok()  # B got our CANCEL and answered 487
+    assert "CANCEL sip:" in b.messages
+    parent = callback_app.of_type("init_call")[0].fields["call_id"]
+    for _ in range(50):
+        legs = await legs_of(sw, parent)
+        if legs:
+            break
+        await asyncio.sleep(0.1)
+    assert [leg["status"] for leg in legs] == ["canceled"]
