@@ -221,6 +221,8 @@ class Call:
             "error": self.error,
             "app_id": self.app_id,
             "subaccount_id": self.subaccount_id,
+            "direction": self.direction.value,
+            "parent_call_id": self.parent_call_id,
         }
 
     def log_record(self) -> dict[str, Any]:

@@ -42,6 +42,11 @@ LIVE_CALL_SCHEMA: Schema = {
         "error": {"type": ["string", "null"]},
         "app_id": {"type": "string"},
         "subaccount_id": {"type": "integer"},
+        "direction": {"enum": ["inbound", "outbound"],
+                      "description": "voxswitch extension: who placed the call"},
+        "parent_call_id": {"type": ["string", "null"],
+                           "description": "voxswitch extension: the call that dialled this "
+                                          "one (DIAL, TRANSFER)"},
     },
 }
 _EXTREME_SCHEMA: Schema = {
@@ -181,6 +186,8 @@ def log_to_live_view(record: dict[str, Any]) -> dict[str, Any]:
         "error": record.get("error"),
         "app_id": record.get("app_id"),
         "subaccount_id": record.get("subaccount_id", 0),
+        "direction": record.get("direction"),
+        "parent_call_id": record.get("parent_call_id"),
     }
 
 

@@ -61,6 +61,8 @@ async def test_call_fields(client: Client, auth: dict[str, str], four_calls: lis
         "error",
         "app_id",
         "subaccount_id",
+        "direction",  # voxswitch extensions
+        "parent_call_id",
     }
     assert first["id"] == "9@1" and first["no"] == "+17145550002"
     assert first["caller_id_no"] == "+19495550001"
@@ -218,6 +220,8 @@ async def test_detail_falls_back_to_the_call_log(
         "error": None,
         "app_id": call.app_id,
         "subaccount_id": 0,
+        "direction": "inbound",
+        "parent_call_id": None,
     }
     assert body["connected_time"] >= 30_000
 
