@@ -4,10 +4,12 @@ This process is the switch's media plane: it opens two channels per pair (leg a 
 leg b PCMA, so every pair transcodes), bridges them, and runs `MediaEngine` on its own
 20 ms clock (uvloop when installed, as `voxswitch serve` does), pinned to one CPU. A
 load generator, this script in ``--generator`` mode, runs in a separate process pinned
-to the other CPU: every 20 ms it sends one G.711 packet into every leg and it receives
-everything the engine sends, with the kernel's receive timestamps (SO_TIMESTAMPNS), on
-a few sockets of its own (25 legs each), which it polls every 2 ms rather than waits on
-(a waiting receiver is woken per datagram, a cost that loopback charges to the sender).
+to the other CPU: every 20 ms it sends one G.711 packet into every leg, the legs spread
+over ten 2 ms slots (independent far ends are not in step with each other), and it
+receives everything the engine sends, with the kernel's receive timestamps
+(SO_TIMESTAMPNS), on a few sockets of its own (25 legs each), which it polls every 2 ms
+rather than waits on (a waiting receiver is woken per datagram, a cost that loopback
+charges to the sender).
 
 Each frame the generator sends carries a stamp in the signs of its first 24 samples
 (an 8-bit sync pattern, then the 16-bit send count): signs survive G.711 transcoding, so
@@ -62,7 +64,8 @@ from media.engine import EngineStats, MediaEngine
 PTIME = 0.02
 QUICK = {"pairs": "5,20", "seconds": 1.5, "warmup": 0.5}
 LEGS_PER_SOCKET = 25
-POLL = 0.002  # the generator drains its sockets this often
+SLOTS = 10  # the generator's sends are spread over 10 slots of 2 ms per period
+POLL = PTIME / SLOTS  # and it drains its sockets after each slot
 SYNC = (1, 0, 1, 1, 0, 0, 1, 0)  # never all ones: a silence frame is not a stamp
 STAMP = len(SYNC) + 16
 HEAD = 12 + STAMP  # what the generator keeps of each packet: RTP header and stamp
@@ -151,8 +154,11 @@ def generator(config: dict[str, Any]) -> dict[str, Any]:
 
     frames = Frames()
     header = struct.Struct("!BBHII")
-    plan = [(sock_of[i].sendto, ("127.0.0.1", port), pt, 0x10000 + i)
-            for i, (port, pt) in enumerate(legs)]
+    # Leg i sends in slot i % SLOTS of each 20 ms: far ends are not in step with each
+    # other (nor with the engine), so their packets arrive spread over the period.
+    slots: list[list[tuple[Any, tuple[str, int], int, int]]] = [[] for _ in range(SLOTS)]
+    for i, (port, pt) in enumerate(legs):
+        slots[i % SLOTS].append((sock_of[i].sendto, ("127.0.0.1", port), pt, 0x10000 + i))
     ports, times = array("l"), array("q")
     heads = bytearray()
     recording = False
@@ -174,33 +180,34 @@ def generator(config: dict[str, Any]) -> dict[str, Any]:
                 ports.append(addr[1])
                 heads.extend(data[:HEAD])
 
-    count = 0
-    start = time.monotonic()
-    deadline = start
+    step = PTIME / SLOTS
+    sub = 0  # slot deadlines since the start: count = sub // SLOTS
+    deadline = time.monotonic()
     cpu0 = cpu1 = 0.0
-    while count < warmup_ticks + window_ticks:
-        now = time.monotonic()
-        if now >= deadline:
-            if now - deadline > PTIME / 4:
-                late_sends += 1
+    payloads: dict[int, bytes] = {}
+    while sub < (warmup_ticks + window_ticks) * SLOTS:
+        # Poll rather than wait on the sockets: a process blocked on a socket is woken by
+        # each datagram, and on loopback the sender (the engine) pays for the wake-up.
+        # The kernel stamps each datagram on arrival, so polling costs no accuracy.
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        if time.monotonic() - deadline > PTIME / 4:
+            late_sends += 1
+        count, slot = divmod(sub, SLOTS)
+        if slot == 0:
             if count == warmup_ticks:
                 recording = True
                 window = [time.time_ns(), 0]
                 cpu0 = cpu_seconds()
                 print("measure", flush=True)
             payloads = {pt: frames.payload(pt, count) for pt in CODECS}
-            seq, ts = count & 0xFFFF, (count * 160) & 0xFFFFFFFF
-            for sendto, dest, pt, ssrc in plan:
-                try:
-                    sendto(header.pack(0x80, pt, seq, ts, ssrc) + payloads[pt], dest)
-                except OSError:
-                    send_errors += 1
-            count += 1
-            deadline += PTIME
-        # Poll rather than wait on the sockets: a process blocked on a socket is woken by
-        # each datagram, and on loopback the sender (the engine) pays for the wake-up.
-        # The kernel stamps each datagram on arrival, so polling costs no accuracy.
-        time.sleep(max(0.0, min(POLL, deadline - time.monotonic())))
+        seq, ts = count & 0xFFFF, (count * 160) & 0xFFFFFFFF
+        for sendto, dest, pt, ssrc in slots[slot]:
+            try:
+                sendto(header.pack(0x80, pt, seq, ts, ssrc) + payloads[pt], dest)
+            except OSError:
+                send_errors += 1
+        sub += 1
+        deadline += step
         for sock in socks:
             drain(sock)
     window[1] = time.time_ns()
