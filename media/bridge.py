@@ -33,8 +33,9 @@ audio is audio:
   leg's in-band detector reports is reported to its `on_digit` only. So nothing is sent
   twice and nothing is echoed back: a relayed event goes out on the partner's RTP and is
   never fed to the partner's receiver. (A phone that sends a press both as an event and
-  in its audio, which RFC 4733 senders should not do, is heard twice by a partner
-  without telephone-event: once in the audio, once regenerated.)
+  in its audio is heard twice by a partner without telephone-event: once in the audio,
+  once regenerated. A partner with telephone-event gets the event, which takes the
+  place of its audio while it lasts.)
 - SIP INFO digits are the control layer's to pass on (`Channel.send_dtmf`).
 """
 

@@ -415,6 +415,18 @@ async def test_rfc4733_digits_to_a_leg_without_telephone_event_become_tones(rig:
     assert np.diff(edges)[::2].tolist() == [6, 8, 5]
 
 
+@pytest.mark.parametrize("te_b", [TE_B, None])
+async def test_non_dtmf_events_pass_only_as_events(rig: Rig, te_b: int | None) -> None:
+    """Event 16 (flash) on A: relayed to a B with telephone-event, not played as tones."""
+    a = await rig.leg(None, te_pt=TE_A)
+    b = await rig.leg(None, te_pt=te_b)
+    rig.engine.bridge(a, b)
+    await rig.run(14, event_sender(rig, a, {2: te_plan(16, 4)}))
+    events = rig.peer(b).events()
+    assert [e.event for _, e in events] == ([16] * (3 + 3) if te_b else [])
+    assert not np.any(rig.peer(b).audio())
+
+
 async def test_inband_tones_pass_as_audio_and_are_not_regenerated(rig: Rig) -> None:
     """A's far end keys "7" in its audio: A's detector reports it, B hears the tones as
     they were, and no telephone-event is made of them, though B negotiated one."""
