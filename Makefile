@@ -48,10 +48,11 @@ bench: install
 	$(PY) bench/mixer.py
 	$(PY) bench/receive.py
 	$(PY) bench/bridge.py
+	$(PY) bench/dial_rate.py
 
 # Every benchmark in its smoke mode (small sizes, seconds): what tests/bench runs.
 bench-quick: install
-	@for b in bench/*.py; do echo "== $$b" >&2; $(PY) $$b --quick || exit 1; done
+	@for b in bench/[!_]*.py; do echo "== $$b" >&2; $(PY) $$b --quick || exit 1; done
 
 clean:
 	rm -rf $(VENV) voxswitch-data .pytest_cache build media/dsp/_dtmf_kernel.c media/dsp/*.so

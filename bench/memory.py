@@ -29,14 +29,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
-import re
-import resource
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -49,14 +44,19 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._procs import (
+    cpu_seconds,
+    free_port,
+    raise_nofile,
+    sipp_errors,
+    start_sipp,
+    start_switch,
+    stop,
+)
 from tests.support.sipp import render_scenario
 
-ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = "uac_wait_bye.xml"  # in tests/data/sipp/
-READY_RE = re.compile(r"^voxswitch ready sip=udp:([^:\s]+):(\d+),tcp:\S+ "
-                      r"http=(http://\S+) api_key=(\S+)$")
 TARGET_KB_PER_CALL = 150
-NOFILE = 65536
 WARMUP_USER = "warmup"
 QUICK = {"calls": 5, "rate": 10.0, "pause": 20, "settle": 0.5, "setup_timeout": 20.0,
          "samples": 2}
@@ -66,20 +66,6 @@ def log(msg: str) -> None:
     print(f"[memory] {msg}", file=sys.stderr, flush=True)
 
 
-def raise_nofile() -> None:
-    """preexec_fn: lift the child's open-file limit (each call holds 2 RTP sockets)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = NOFILE if hard == resource.RLIM_INFINITY else min(NOFILE, hard)
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -87,22 +73,10 @@ def rss_kb(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def scenario(dest: Path, bye_timeout_ms: int) -> Path:
     """uac_wait_bye.xml with no audio streamed and the BYE awaited `bye_timeout_ms`."""
     return render_scenario(SCENARIO, {"BYE_TIMEOUT_MS": bye_timeout_ms, "STREAM_ACTION": ""},
                            dest)
-
-
-def sipp_errors(workdir: Path, name: str, lines: int = 4) -> str:
-    """The head of a SIPp run's error log (the work dir is gone once the bench exits)."""
-    path = workdir / f"{name}_errors.log"
-    text = path.read_text(errors="replace") if path.exists() else "(no error log)"
-    return "\n".join(text.strip().splitlines()[:lines])
 
 
 # ---- the callback server ----------------------------------------------------------------------
@@ -132,62 +106,15 @@ async def start_callback_server(pause_s: int) -> tuple[web.AppRunner, str]:
 
 # ---- processes ---------------------------------------------------------------------------------
 
-async def start_switch(workdir: Path, callback: str,
-                       rtp_ports: str) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
-    script = Path(sys.executable).parent / "voxswitch"
-    argv = [str(script)] if script.exists() else [sys.executable, "-m", "control.cli"]
-    argv += ["serve", "--sip-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-             "--rtp-ports", rtp_ports, "--data-dir", str(workdir / "data"),
-             "--default-callback", callback, "--log-level", "WARNING"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXSWITCH_")}
-    errfile = (workdir / "switch.err").open("wb")
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=errfile, cwd=ROOT, env=env, preexec_fn=raise_nofile,
-        start_new_session=True)
-    errfile.close()
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), 30)
-    m = READY_RE.match(line.decode().strip())
-    if not m:
-        raise RuntimeError(f"no ready line: {line!r}; see {workdir / 'switch.err'}")
-    info = {"sip": (m[1], int(m[2])), "http": m[3], "api_key": m[4]}
-    return proc, info
-
-
 async def run_sipp(workdir: Path, target: tuple[str, int], scenario: Path, *, user: str,
                    calls: int, rate: float, timeout_s: int,
                    name: str) -> asyncio.subprocess.Process:
-    sipp = shutil.which("sipp")
-    if sipp is None:
-        raise RuntimeError("sipp not found (Debian package sip-tester)")
-    argv = [sipp, f"{target[0]}:{target[1]}", "-sf", str(scenario), "-s", user,
-            "-i", "127.0.0.1", "-p", str(free_port()), "-mi", "127.0.0.1",
-            "-mp", str(free_port() & ~1), "-cp", str(free_port()),
-            "-m", str(calls), "-r", str(rate), "-l", str(calls), "-nostdin",
-            "-timeout", f"{timeout_s}s", "-timeout_error",
-            "-trace_err", "-error_file", str(workdir / f"{name}_errors.log"),
-            "-trace_stat", "-stf", str(workdir / f"{name}_stats.csv")]
-    out = (workdir / f"{name}.out").open("wb")
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, cwd=workdir,
-        preexec_fn=raise_nofile, start_new_session=True)
-    out.close()
-    return proc
-
-
-async def stop(proc: asyncio.subprocess.Process, sig: int, timeout: float) -> int:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            await asyncio.wait_for(proc.wait(), timeout)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode
+    return await start_sipp(workdir, [
+        f"{target[0]}:{target[1]}", "-sf", str(scenario), "-s", user,
+        "-i", "127.0.0.1", "-p", str(free_port()), "-mi", "127.0.0.1",
+        "-mp", str(free_port() & ~1), "-cp", str(free_port()),
+        "-m", str(calls), "-r", str(rate), "-l", str(calls),
+        "-timeout", f"{timeout_s}s", "-timeout_error"], name)
 
 
 async def live_calls(http: aiohttp.ClientSession) -> tuple[int, int]:
