@@ -276,6 +276,7 @@ class CallRegistry:
     def ended(self, call: Call) -> None:
         """Move a call from live to recently ended."""
         self._live.pop(call.id, None)
+        self._ended.pop(call.id, None)  # re-inserted at the back: time order holds
         self._ended[call.id] = (self._clock(), call)
         self._expire()
 
@@ -298,6 +299,13 @@ class CallRegistry:
         return len(self._live)
 
     def _expire(self) -> None:
+        # Entries go in as calls end, so the dict is in time order: drop from the front
+        # until the first one still kept (a full scan per ended call would be O(n²) at a
+        # few hundred calls a second).
         horizon = self._clock() - self.RETAIN_ENDED_S
-        for cid in [cid for cid, (t, _) in self._ended.items() if t < horizon]:
-            del self._ended[cid]
+        ended = self._ended
+        while ended:
+            cid = next(iter(ended))
+            if ended[cid][0] >= horizon:
+                return
+            del ended[cid]

@@ -57,13 +57,36 @@ class FlowVariables:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.call = call
-        self.engine = engine if engine is not None else JsEngine()
         self._clock = clock
         self._collects: dict[str, int] = {}
         self._session_json: str | None = None
-        self.engine.set_constants(self._natives())
-        self.engine.assign(WEBHOOK_DATA, "undefined")  # spec: "Default: undefined"
+        # A JS context costs a few hundred µs and many flows never evaluate anything:
+        # it is made on first use, with the constants set before then.
+        self._engine: JsEngine | None = None
+        self._pending: dict[str, Any] = {}
+        if engine is not None:
+            self._start(engine)
+
+    @property
+    def engine(self) -> JsEngine:
+        """The call's JS engine, made (and given the call's variables) on first use."""
+        if self._engine is None:
+            self._start(JsEngine())
+        assert self._engine is not None
+        return self._engine
+
+    def _start(self, engine: JsEngine) -> None:
+        self._engine = engine
+        engine.set_constants({**self._natives(), **self._pending})
+        self._pending.clear()
+        engine.assign(WEBHOOK_DATA, "undefined")  # spec: "Default: undefined"
         self.sync_from_call()
+
+    def _set_constants(self, values: Mapping[str, Any]) -> None:
+        if self._engine is None:
+            self._pending.update(values)
+        else:
+            self._engine.set_constants(dict(values))
 
     # -- evaluation -------------------------------------------------------------
 
@@ -122,14 +145,14 @@ class FlowVariables:
 
     def set_key_presses(self, digits: str) -> None:
         """`$keyPresses` after a COLLECT ('' when no key was pressed)."""
-        self.engine.set_constant("$keyPresses", digits)
+        self._set_constants({"$keyPresses": digits})
 
     def enter_collect(self, key: str) -> int:
         """Count a visit to the COLLECT identified by `key`; `$collectAttempt` becomes
         that COLLECT's count (1 on the first visit), which is returned."""
         count = self._collects.get(key, 0) + 1
         self._collects[key] = count
-        self.engine.set_constant("$collectAttempt", count)
+        self._set_constants({"$collectAttempt": count})
         return count
 
     def set_webhook_data(self, value: Any) -> None:
@@ -138,15 +161,17 @@ class FlowVariables:
 
     def set_num_conference_participants(self, count: int) -> None:
         """`$numConferenceParticipants` after a CONFERENCE action (a string, per spec)."""
-        self.engine.set_constant("$numConferenceParticipants", str(count))
+        self._set_constants({"$numConferenceParticipants": str(count)})
 
     def set_last_queue_poll_connect_call(self, call_id: str, no: str) -> None:
         """`$lastQueuePollConnectCall` after a QUEUE poll_connect bridged a call."""
-        self.engine.set_constants({"$lastQueuePollConnectCall": {"id": call_id, "no": no}})
+        self._set_constants({"$lastQueuePollConnectCall": {"id": call_id, "no": no}})
 
     def sync_from_call(self) -> None:
         """Push call.session_data (changed by SESSIONDATA or REST) and the call's other
-        fields into JS."""
+        fields into JS (nothing to do before the JS engine exists)."""
+        if self._engine is None:
+            return
         data = self.call.session_data
         self.engine.set_vars({SESSION_DATA: {} if data is None else data})
         self._session_json = self.engine.get_json(SESSION_DATA)
