@@ -118,6 +118,13 @@ class Storage:
         self.path = path / DB_FILENAME if path.is_dir() else path
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
+        # Every call reads its number's configuration: they are cached here, and only
+        # this object writes them (put/delete keep the cache right).
+        self._configs: dict[str, CallFlowConfig | None] = {}
+        # Call logs written in groups: the saves that arrive while one group is being
+        # written share the next transaction (one trip to the database thread).
+        self._log_batch: list[tuple[Any, ...]] = []
+        self._log_flush: asyncio.Future[None] | None = None
 
     async def open(self) -> None:
         """Create the file if needed, switch to WAL and apply pending migrations."""
@@ -146,6 +153,9 @@ class Storage:
 
     async def get_config(self, number: str | None) -> CallFlowConfig | None:
         """The configuration of `number` (None: the Default), if there is one."""
+        key = number or ""
+        if key in self._configs:
+            return self._configs[key]
         row = await self._call(
             lambda: (
                 self._db()
@@ -153,7 +163,9 @@ class Storage:
                 .fetchone()
             )
         )
-        return CallFlowConfig.from_row(dict(row)) if row else None
+        cfg = CallFlowConfig.from_row(dict(row)) if row else None
+        self._configs[key] = cfg
+        return cfg
 
     async def config_for(self, number: str) -> CallFlowConfig | None:
         """What an inbound call to `number` uses: its own configuration or the Default."""
@@ -161,6 +173,7 @@ class Storage:
 
     async def put_config(self, cfg: CallFlowConfig) -> None:
         row = cfg.to_row()
+        self._configs.pop(row["number"], None)
         await self._call(
             lambda: self._db().execute(
                 "INSERT INTO callflow_configs (number, data, created_on, updated_on) "
@@ -170,9 +183,11 @@ class Storage:
                 row,
             )
         )
+        self._configs[row["number"]] = cfg
 
     async def delete_config(self, number: str | None) -> bool:
         """Delete a configuration; False when there was none."""
+        self._configs.pop(number or "", None)
         cursor = await self._call(
             lambda: self._db().execute(
                 "DELETE FROM callflow_configs WHERE number = ?", (number or "",)
@@ -214,13 +229,25 @@ class Storage:
             int(record.get("connect_time_sec") or 0),
             json.dumps(record, default=_json_default, separators=(",", ":")),
         )
-        await self._call(
-            lambda: self._db().execute(
-                "INSERT OR REPLACE INTO call_logs (call_id, start_time, direction, caller_no, "
-                "api_no, connect_time_sec, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                params,
-            )
-        )
+        self._log_batch.append(params)
+        if self._log_flush is None:
+            self._log_flush = asyncio.ensure_future(self._flush_logs())
+        await asyncio.shield(self._log_flush)
+
+    async def _flush_logs(self) -> None:
+        await asyncio.sleep(0)  # let the saves of this loop iteration join the group
+        batch, self._log_batch = self._log_batch, []
+        self._log_flush = None  # saves from now on go in the next group
+
+        def write() -> None:
+            db = self._db()
+            with _transaction(db):
+                db.executemany(
+                    "INSERT OR REPLACE INTO call_logs (call_id, start_time, direction, "
+                    "caller_no, api_no, connect_time_sec, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    batch)
+
+        await self._call(write)
 
     async def get_call_log(self, call_id: str) -> dict[str, Any] | None:
         row = await self._call(

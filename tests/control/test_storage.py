@@ -251,3 +251,34 @@ async def test_concurrent_writes_all_land(store: Storage) -> None:
 async def test_a_record_without_call_id_is_refused(store: Storage) -> None:
     with pytest.raises(ValueError, match="call_id"):
         await store.save_call_log({"start_time": iso(T0)})
+
+
+async def test_concurrent_saves_share_transactions_and_each_waits_for_its_commit(
+    store: Storage, tmp_path: Path,
+) -> None:
+    trips = 0
+    real = store._call
+
+    async def counting(fn: Any) -> Any:
+        nonlocal trips
+        trips += 1
+        return await real(fn)
+
+    store._call = counting  # type: ignore[method-assign]
+    await asyncio.gather(*(store.save_call_log(log(f"{n}@3", T0)) for n in range(200)))
+    assert trips <= 2  # one group (two if the loop split them), not 200 trips
+    # each save returned only once its record was committed: a second connection sees all
+    other = sqlite3.connect(store.path)
+    try:
+        assert other.execute("SELECT COUNT(*) FROM call_logs").fetchone()[0] == 200
+    finally:
+        other.close()
+
+
+async def test_a_config_read_after_put_or_delete_is_current(store: Storage) -> None:
+    assert await store.get_config("+1949") is None  # cached as absent
+    await store.put_config(config("+1949", "https://one.test/"))
+    got = await store.get_config("+1949")
+    assert got is not None and got.callback.url == "https://one.test/"
+    await store.delete_config("+1949")
+    assert await store.get_config("+1949") is None
