@@ -65,6 +65,17 @@ async def test_document_lists_every_registered_route_and_nothing_else(
             ("GET", "/History/Logs/Calls"),
             ("GET", "/History/Logs/Calls/{call_id}"),
             ("GET", "/openapi.json"),
+            # outbound calls, transfers and queues
+            ("POST", "/Dials/Connect"),
+            ("POST", "/LiveCalls/{call_id}/Actions/Transfer"),
+            ("GET", "/LiveCalls/Queues"),
+            ("GET", "/LiveCalls/Queues/{queue_name}"),
+            ("DELETE", "/LiveCalls/Queues/{queue_name}"),
+            ("GET", "/LiveCalls/Queues/{queue_name}/Calls"),
+            ("GET", "/LiveCalls/Queues/{queue_name}/Calls/{call_id}"),
+            ("DELETE", "/LiveCalls/Queues/{queue_name}/Calls/{call_id}"),
+            ("GET", "/LiveCalls/Queues/{queue_name}/Peek"),
+            ("GET", "/LiveCalls/Queues/{queue_name}/Poll"),
         }
     } <= routes
 
