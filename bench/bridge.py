@@ -27,7 +27,9 @@ warm-up, over a window of ``--seconds``:
   ``max_tick_cost_us`` the worst tick in the window;
 - ``cpu_pct``: CPU time of the engine process (user + system, `getrusage`) over the
   window, in percent of one core: ticks, the receive path of every packet, the
-  loopback sends. ``generator_cpu_pct`` is the generator's.
+  loopback sends. ``generator_cpu_pct`` is the generator's, and
+  ``generator_late_sends`` counts its 2 ms slots (ten per tick) that began more than
+  5 ms late: beyond a few percent of them, the machine set the pace, not the engine.
 
 The issue's target: 500 pairs (1,000 legs) on one core with loss < 0.1 % and p99 jitter
 < 5 ms (``target_500_pairs_met``; null when 500 pairs were not run, as in ``--quick``).
