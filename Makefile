@@ -49,6 +49,7 @@ bench: install
 	$(PY) bench/receive.py
 	$(PY) bench/bridge.py
 	$(PY) bench/dial_rate.py
+	$(PY) bench/talkoff.py
 
 # Every benchmark in its smoke mode (small sizes, seconds): what tests/bench runs.
 bench-quick: install
