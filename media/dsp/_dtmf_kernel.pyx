@@ -26,6 +26,7 @@ cdef enum:
     NB = 16  # DFT values per sub-block: 8 real parts then 8 imaginary
     WIN = 4  # sub-blocks per window
     TAIL = 3  # sub-blocks kept from the previous frame
+    LAG = 4  # sub-blocks (besides the tail's) by which a bin's floor lags the newest
 
 
 cdef inline double _norm(cplx z) noexcept nogil:
@@ -35,20 +36,29 @@ cdef inline double _norm(cplx z) noexcept nogil:
 cdef class Kernel:
     cdef int hops, sub, nseq, keep
     cdef float gate, level
-    cdef double normal_twist, reverse_twist, peak, harmonic, energy_ratio
-    cdef int min_run, max_miss
+    cdef double normal_twist, reverse_twist, peak, harmonic, energy_ratio, pure_ratio, rise
+    cdef float growth, floor_min
+    cdef int min_run, max_miss, near_memory
     cdef double gap_subs, dip_enter, dip_leave, sub_fraction
     cdef double max_step[NF]
+    cdef double max_drift[NF]
+    cdef double near_step[NF]
     cdef cplx win_rot[WIN][NF]
     cdef cplx leak[WIN][16]
+    cdef cplx cross[WIN][16][2]
     cdef float[:, :, ::1] check_basis  # (WIN, sub, 32): cos | -sin of 8 tones + 8 harmonics
     cdef const float *basis
     # Scratch for one slot: its sub-block DFTs, energies and powers, oldest first.
     cdef float *seq
     cdef float *energy
     cdef float *power
+    cdef float *floors
     cdef signed char *hits
+    cdef signed char *nears
+    cdef float *tsum
+    cdef float *wen
     cdef double *tones
+    cdef double *thetas
     # The arrays of the call in progress (C-contiguous, checked by `process`).
     cdef const short *frames
     cdef const float *dft
@@ -57,15 +67,24 @@ cdef class Kernel:
     cdef short *tail_pcm
     cdef signed char *cand
     cdef int *run
+    cdef signed char *grade
+    cdef float *theta0
+    cdef float *last
     cdef signed char *down
     cdef int *miss
     cdef float *gap
     cdef float *ref
+    cdef float *floor
+    cdef float *lagged
+    cdef signed char *near
+    cdef int *near_age
 
     def __cinit__(
         self, *, int hops, int sub, double gate, double level, max_step, win_rot,
-        check_basis, leak, double normal_twist, double reverse_twist, double peak,
-        double harmonic, double energy_ratio, int min_run, double gap_subs,
+        check_basis, leak, cross, max_drift, near_step, int near_memory,
+        double normal_twist, double reverse_twist,
+        double peak, double harmonic, double energy_ratio, double pure_ratio, double rise,
+        float growth, float floor_min, int lag, int min_run, double gap_subs,
         double dip_enter, double dip_leave, int max_miss, double sub_fraction,
     ):
         if hops <= 0 or sub <= 0:
@@ -75,16 +94,24 @@ cdef class Kernel:
         self.gate, self.level = gate, level
         self.normal_twist, self.reverse_twist = normal_twist, reverse_twist
         self.peak, self.harmonic, self.energy_ratio = peak, harmonic, energy_ratio
+        if lag != LAG:
+            raise ValueError(f"the kernel is built for a floor lag of {LAG} sub-blocks")
+        self.pure_ratio, self.rise, self.growth, self.floor_min = pure_ratio, rise, growth, floor_min
+        self.near_memory = near_memory
         self.min_run, self.gap_subs, self.max_miss = min_run, gap_subs, max_miss
         self.dip_enter, self.dip_leave, self.sub_fraction = dip_enter, dip_leave, sub_fraction
         cdef int i, f
         for f in range(NF):
             self.max_step[f] = max_step[f]
+            self.max_drift[f] = max_drift[f]
+            self.near_step[f] = near_step[f]
         for i in range(WIN):
             for f in range(NF):
                 self.win_rot[i][f] = win_rot[i, f]
             for f in range(16):
                 self.leak[i][f] = leak[i, f]
+                self.cross[i][f][0] = cross[i, f, 0]
+                self.cross[i][f][1] = cross[i, f, 1]
         self.check_basis = check_basis
         if self.check_basis.shape[0] != WIN or self.check_basis.shape[1] != sub:
             raise ValueError("check_basis must be (4, sub, 32)")
@@ -92,17 +119,29 @@ cdef class Kernel:
         self.seq = <float *> malloc(self.nseq * NB * sizeof(float))
         self.energy = <float *> malloc(self.nseq * sizeof(float))
         self.power = <float *> malloc(self.nseq * NF * sizeof(float))
+        self.floors = <float *> malloc(hops * NF * sizeof(float))
         self.hits = <signed char *> malloc(hops * sizeof(signed char))
+        self.nears = <signed char *> malloc(hops * sizeof(signed char))
+        self.tsum = <float *> malloc(hops * sizeof(float))
+        self.wen = <float *> malloc(hops * sizeof(float))
         self.tones = <double *> malloc(2 * hops * sizeof(double))
-        if not (self.seq and self.energy and self.power and self.hits and self.tones):
+        self.thetas = <double *> malloc(2 * hops * sizeof(double))
+        if not (self.seq and self.energy and self.power and self.floors
+                and self.hits and self.nears and self.tsum and self.wen and self.tones
+                and self.thetas):
             raise MemoryError()
 
     def __dealloc__(self):
         free(self.seq)
         free(self.energy)
         free(self.power)
+        free(self.floors)
         free(self.hits)
+        free(self.nears)
+        free(self.tsum)
+        free(self.wen)
         free(self.tones)
+        free(self.thetas)
 
     def process(
         self,
@@ -114,10 +153,17 @@ cdef class Kernel:
         short[:, ::1] tail_pcm,
         signed char[::1] cand,
         int[::1] run,
+        signed char[::1] grade,
+        float[:, ::1] theta0,
+        float[:, ::1] last,
         signed char[::1] down,
         int[::1] miss,
         float[::1] gap,
         float[:, ::1] ref,
+        float[:, ::1] floor,
+        float[:, :, ::1] lagged,
+        signed char[::1] near,
+        int[::1] near_age,
     ):
         """Analyse `frames` (m, frame) whose DFTs are `dft` (m, hops, 16) for `slots` (m,),
         updating the state arrays; return [(hop, row, slot, key)] for each key accepted."""
@@ -131,10 +177,15 @@ cdef class Kernel:
         cdef Py_ssize_t cap = cand.shape[0]
         if not (
             tail_dft.shape[0] == tail_energy.shape[0] == tail_pcm.shape[0] == run.shape[0]
-            == down.shape[0] == miss.shape[0] == gap.shape[0] == ref.shape[0] == cap
+            == grade.shape[0] == theta0.shape[0] == last.shape[0] == down.shape[0]
+            == miss.shape[0]
+            == gap.shape[0] == ref.shape[0] == floor.shape[0] == lagged.shape[0]
+            == near.shape[0] == near_age.shape[0] == cap
             and tail_dft.shape[1] == TAIL and tail_dft.shape[2] == NB
             and tail_energy.shape[1] == TAIL and tail_pcm.shape[1] == self.keep
-            and ref.shape[1] == 2
+            and ref.shape[1] == 2 and theta0.shape[1] == 2 and last.shape[1] == 2
+            and floor.shape[1] == NF
+            and lagged.shape[1] == LAG and lagged.shape[2] == NF
         ):
             raise ValueError("state arrays disagree in shape")
         for r in range(m):
@@ -145,7 +196,10 @@ cdef class Kernel:
         self.frames, self.dft = &frames[0, 0], &dft[0, 0, 0]
         self.tail_dft, self.tail_energy = &tail_dft[0, 0, 0], &tail_energy[0, 0]
         self.tail_pcm, self.cand, self.run = &tail_pcm[0, 0], &cand[0], &run[0]
+        self.grade, self.theta0, self.last = &grade[0], &theta0[0, 0], &last[0, 0]
         self.down, self.miss, self.gap, self.ref = &down[0], &miss[0], &gap[0], &ref[0, 0]
+        self.floor, self.lagged = &floor[0, 0], &lagged[0, 0, 0]
+        self.near, self.near_age = &near[0], &near_age[0]
         onsets = np.empty((m, 2), np.intc)
         cdef int[:, ::1] onset = onsets
         with nogil:
@@ -157,12 +211,13 @@ cdef class Kernel:
         ]
 
     cdef int _slot(self, Py_ssize_t r, Py_ssize_t s, int *onset_key) noexcept nogil:
-        """One slot's frame: windows, checks, tail and state machine. Returns the onset's
-        hop (its key in `onset_key`) or -1.
+        """One slot's frame: floors, windows, checks, tail and state machine. Returns the
+        onset's hop (its key in `onset_key`) or -1.
 
-        The gate's sums are float32 in the reference's order, so the two agree on it."""
+        The gate's sums and the floors are float32 in the reference's order, so the two
+        agree on them."""
         cdef int hops = self.hops, sub = self.sub, nseq = self.nseq
-        cdef int i, f, h, t
+        cdef int i, f, h, t, g
         cdef float *seq = self.seq
         cdef float *energy = self.energy
         cdef float *power = self.power
@@ -184,14 +239,19 @@ cdef class Kernel:
             for f in range(NF):
                 power[i * NF + f] = seq[i * NB + f] * seq[i * NB + f] + (
                     seq[i * NB + NF + f] * seq[i * NB + NF + f])
+        self._floors(s)
         # Windows: gate, then the checks on the few that pass it.
         cdef float bound[NF]
         cdef float win_energy, best_low, best_high
-        cdef bint any_hit = False
+        cdef bint any_hit = False, any_near = False, is_near
         cdef signed char key
         cdef signed char held_at_start = self.down[s]
+        cdef double *tone
         for h in range(hops):
             self.hits[h] = -1
+            self.nears[h] = -1
+            self.tsum[h] = 0
+            self.wen[h] = 0
             win_energy = energy[h]
             for f in range(NF):
                 bound[f] = power[h * NF + f]
@@ -208,13 +268,25 @@ cdef class Kernel:
                     best_high = bound[4 + f]
             if win_energy < self.level or best_low + best_high < self.gate * win_energy:
                 continue
-            key = self._screen(h, win_energy, &self.tones[2 * h])
-            if key >= 0 and key != held_at_start and not self._harmonics_ok(
-                fr, tp, h, key, self.tones[2 * h], self.tones[2 * h + 1]
-            ):
+            tone = &self.tones[2 * h]
+            key = self._screen(h, win_energy, tone, &self.thetas[2 * h], &is_near)
+            if is_near:
+                self.nears[h] = key
+                any_near = True
                 key = -1
+            if key >= 0 and key != held_at_start:  # the onset checks
+                if not self._harmonics_ok(fr, tp, h, key, tone[0], tone[1]):
+                    key = -1
+                elif held_at_start < 0 and not (  # a key change keeps the level up
+                    tone[0] * self.sub_fraction >= self.floors[h * NF + key // 4] * self.rise
+                    and tone[1] * self.sub_fraction
+                    >= self.floors[h * NF + 4 + key % 4] * self.rise
+                ):
+                    key = -1
             if key >= 0:
                 self.hits[h] = key
+                self.tsum[h] = <float> tone[0] + <float> tone[1]
+                self.wen[h] = win_energy
                 any_hit = True
         # Keep the last sub-blocks for the next frame (after the harmonic check used them).
         memcpy(td, seq + hops * NB, TAIL * NB * sizeof(float))
@@ -224,28 +296,58 @@ cdef class Kernel:
         else:
             memmove(tp, tp + frame, (keep - frame) * sizeof(short))
             memcpy(tp + keep - frame, fr, frame * sizeof(short))
-        if not any_hit and self.run[s] <= 0 and self.down[s] < 0:
+        if not (any_hit or any_near) and self.run[s] <= 0 and self.down[s] < 0 and (
+            self.near_age[s] > self.near_memory
+        ):
             return -1  # nothing going on: the state stays as it is
         return self._step(s, onset_key)
 
-    cdef signed char _screen(self, int h, float win_energy, double *tone) noexcept nogil:
-        """The checks but the harmonic one on window `h` of the scratch sequence: the key,
-        or -1; the powers of its two tones at their measured frequencies go to `tone`."""
+    cdef void _floors(self, Py_ssize_t s) noexcept nogil:
+        """Each bin's floor for each window of the frame (into `floors`): the slot's floor
+        takes in its lagged sub-block powers, then the frame's, `LAG` + `TAIL` late (see
+        `DtmfDetector._floors`)."""
+        cdef int hops = self.hops, h, f
+        cdef float *fl = self.floor + s * NF
+        cdef float *lg = self.lagged + s * LAG * NF
+        cdef const float *p
+        cdef float a
+        for h in range(hops):
+            p = lg + h * NF if h < LAG else self.power + (h - LAG) * NF
+            for f in range(NF):
+                a = fl[f] if fl[f] > self.floor_min else self.floor_min
+                a = a * self.growth
+                fl[f] = p[f] if p[f] < a else a
+                self.floors[h * NF + f] = fl[f]
+        # The next frame's lagged powers: the LAG sub-blocks after those just taken in.
+        if hops < LAG:
+            memmove(lg, lg + hops * NF, (LAG - hops) * NF * sizeof(float))
+            memcpy(lg + (LAG - hops) * NF, self.power, hops * NF * sizeof(float))
+        else:
+            memcpy(lg, self.power + (hops - LAG) * NF, LAG * NF * sizeof(float))
+
+    cdef signed char _screen(
+        self, int h, float win_energy, double *tone, double *theta, bint *near
+    ) noexcept nogil:
+        """The checks but the onset ones on window `h` of the scratch sequence: the key, or
+        -1; its two tones' powers at their measured frequencies go to `tone`, their phase
+        steps to `theta`. A near miss (every check passed but the frequency one, within the
+        near tolerance) returns its key with `near` set."""
         cdef cplx z[WIN][NF]
-        cdef cplx acc
+        cdef cplx u[2][WIN]
+        cdef cplx acc, x0, x1, det
         cdef double p[NF]
-        cdef int i, f, g, sel[2]
+        cdef int i, f, g, sel[2], key
+        cdef bint off_tolerance = False
         cdef float *seq = self.seq
+        near[0] = False
         for f in range(NF):
             acc = 0
             for i in range(WIN):
                 z[i][f] = (seq[(h + i) * NB + f] + 1j * seq[(h + i) * NB + NF + f]) * self.win_rot[i][f]
                 acc = acc + z[i][f]
             p[f] = _norm(acc)
-        cdef double top, theta
+        cdef double top
         cdef int louder
-        cdef cplx d, step, u
-        cdef double t2, droop
         for g in range(2):
             sel[g] = 4 * g
             for f in range(4 * g + 1, 4 * g + 4):
@@ -258,27 +360,38 @@ cdef class Kernel:
                     louder += 1
             if louder > 1:
                 return -1  # peak: another bin of the group is too close
-            f = sel[g]
+        key = 4 * sel[0] + sel[1] - 4
+        for i in range(WIN):  # each tone's leak into the other's bin taken out
+            x0, x1 = self.cross[i][key][0], self.cross[i][key][1]
+            det = 1 - x0 * x1
+            u[0][i] = (z[i][sel[0]] - x0 * z[i][sel[1]]) / det
+            u[1][i] = (z[i][sel[1]] - x1 * z[i][sel[0]]) / det
+        cdef cplx d, step, v
+        cdef double t2, droop
+        for g in range(2):
             d = 0
             for i in range(WIN - 1):
-                d = d + z[i + 1][f] * conj(z[i][f])
-            theta = atan2(cimag(d), creal(d))
-            if fabs(theta) > self.max_step[f]:
-                return -1  # frequency
+                d = d + u[g][i + 1] * conj(u[g][i])
+            theta[g] = atan2(cimag(d), creal(d))
+            if fabs(theta[g]) > self.near_step[sel[g]]:
+                return -1  # frequency, far off
+            if fabs(theta[g]) > self.max_step[sel[g]]:
+                off_tolerance = True  # frequency: a near miss if all the rest passes
             step = conj(d) / (sqrt(_norm(d)) if _norm(d) > 1e-60 else 1e-30)
-            u = z[WIN - 1][f]
+            v = u[g][WIN - 1]
             for i in range(WIN - 2, -1, -1):
-                u = u * step + z[i][f]
-            t2 = theta * theta
+                v = v * step + u[g][i]
+            t2 = theta[g] * theta[g]
             droop = 1.0 - t2 / 24.0 + t2 * t2 / 1920.0
-            tone[g] = _norm(u) / (droop * droop)
+            tone[g] = _norm(v) / (droop * droop)
             if tone[g] < self.level:
                 return -1  # level
         if tone[1] < tone[0] * self.normal_twist or tone[1] > tone[0] * self.reverse_twist:
             return -1  # twist
         if tone[0] + tone[1] < self.energy_ratio * win_energy:
             return -1  # energy
-        return <signed char> (4 * sel[0] + sel[1] - 4)
+        near[0] = off_tolerance
+        return <signed char> key
 
     cdef bint _harmonics_ok(
         self, const short *fr, const short *tp, int h, int key, double lo, double hi
@@ -309,24 +422,51 @@ cdef class Kernel:
 
     cdef int _step(self, Py_ssize_t s, int *onset_key) noexcept nogil:
         """The slot's state machine over the frame's windows (the semantics of the
-        reference's `DtmfDetector._step`); returns the onset's hop or -1."""
+        reference's `DtmfDetector._runs` and `_step`); returns the onset's hop or -1."""
         cdef int hops = self.hops, h
         cdef signed char *hits = self.hits
         cdef int run_ = self.run[s], onset_hop = -1
+        cdef signed char grade_ = self.grade[s], near_ = self.near[s]
+        cdef int age = self.near_age[s]
+        cdef float lt = self.last[2 * s], le = self.last[2 * s + 1], both_t, both_e
+        cdef bint along, pure_h
+        cdef float start0 = self.theta0[2 * s], start1 = self.theta0[2 * s + 1]
         cdef signed char down0 = self.down[s], dn = down0, prev = self.cand[s]
         cdef double hgap = self.gap[s], ref0 = self.ref[2 * s], ref1 = self.ref[2 * s + 1]
         cdef bint held = down0 >= 0, gone = False, free_h = True, ready
         cdef int low = (down0 if held else 0) // 4, high = 4 + (down0 if held else 0) % 4
         cdef double present, a, b
         cdef float *power = self.power
+        cdef int k
         for h in range(hops):
-            if hits[h] < 0:
+            k = hits[h]
+            if self.nears[h] >= 0:
+                near_, age = self.nears[h], 0
+            elif age <= self.near_memory:
+                age += 1
+            along = k >= 0 and k == prev
+            both_t = self.tsum[h] + lt  # two windows in a row of the key: pure?
+            both_e = self.wen[h] + le
+            pure_h = along and both_t >= <float> self.pure_ratio * both_e
+            lt, le = self.tsum[h], self.wen[h]
+            if k < 0:
                 run_ = 0
-            elif hits[h] == (prev if h == 0 else hits[h - 1]):
+                grade_ = 0
+            elif along and fabs(self.thetas[2 * h] - start0) <= self.max_drift[k // 4] and (
+                fabs(self.thetas[2 * h + 1] - start1) <= self.max_drift[4 + k % 4]
+            ):
                 run_ += 1
-            else:
+                if grade_ >= 0 and pure_h:
+                    grade_ = 1
+            else:  # a new run: another key, or its tones have drifted
                 run_ = 1
-            ready = run_ >= self.min_run
+                if (along and grade_ < 0) or (near_ == k and age <= self.near_memory):
+                    grade_ = -1  # drifted (the taint stays), or just after a near miss
+                else:
+                    grade_ = pure_h
+                start0, start1 = <float> self.thetas[2 * h], <float> self.thetas[2 * h + 1]
+            prev = hits[h]
+            ready = run_ >= self.min_run and grade_ > 0
             if held:
                 # how much of the held key's weaker tone is left in sub-block h (amplitude)
                 a = power[(TAIL + h) * NF + low] / (ref0 if ref0 > 1e-9 else 1e-9)
@@ -372,6 +512,13 @@ cdef class Kernel:
                     ref1 = max(ref1, self.tones[2 * h + 1] * self.sub_fraction)
         self.cand[s] = hits[hops - 1]
         self.run[s] = run_
+        self.grade[s] = grade_
+        self.last[2 * s] = lt
+        self.last[2 * s + 1] = le
+        self.near[s] = near_
+        self.near_age[s] = age
+        self.theta0[2 * s] = start0
+        self.theta0[2 * s + 1] = start1
         self.down[s] = dn
         self.miss[s] = miss_
         self.gap[s] = <float> hgap

@@ -17,7 +17,10 @@ tone that fills the window.
    reaches `ENERGY_RATIO` of the window energy (the 5 ms droop allowed for) and the
    energy is above the level floor. Silence and ~99 % of speech windows stop here.
 2. Screen, per gated window (vectorised over them, from the same sub-block DFTs). For
-   the strongest nominal bin of each group:
+   the strongest nominal bin of each group, its sub-block DFTs cleared of the other
+   tone's leak (a 5 ms sub-block lets a tone 268-936 Hz away through at -14 to -25 dB,
+   which would turn a weaker tone's phase by degrees; with it taken out a tone within
+   1.5 % and 8 dB of twist is measured to ~0.3 %):
    - frequency: the phase step between consecutive sub-blocks gives the offset from
      nominal (±100 Hz unambiguous); accepted within ±`FREQ_TOL` (2.5 %, between Q.24's
      must-accept 1.5 % and must-reject 3.5 %);
@@ -30,11 +33,24 @@ tone that fills the window.
      ≥ `ENERGY_RATIO` of the window's energy. This also measures *duration*: a window
      that a tone covers only partly (rest silent) has a ratio of about the covered
      fraction, so a valid window needs ~17 ms of tone.
-   Second harmonics ≤ `HARMONIC_DB` are checked from the raw samples, and only where a
-   new key could start (windows of the key a slot already holds skip it).
+   A window that passes all but the frequency check, within ±`NEAR_TOL` (5 %), is a
+   *near miss* of its key: a real key is measured well inside 2.5 %, so a near miss is
+   a sound whose tones are drifting (a voice's harmonics gliding with its pitch).
+   Where a new key could start (windows of the key a slot already holds skip them), two
+   onset checks follow: second harmonics ≤ `HARMONIC_DB`, from the raw samples; and,
+   unless a key is held (a key change keeps the level up), each tone ≥ `RISE_DB` over
+   its bin's *floor* from before the key: a leaky minimum of the bin's sub-block power
+   that climbs `FLOOR_GROWTH_DB` per sub-block and lags the window by 7 sub-blocks. A
+   key's tones start together from whatever was there; in music one note of the pair
+   has usually sounded for a while before the other joins it.
 3. Debounce, per slot: a state machine stepped once per window, vectorised over the slots
-   with anything going on. A key is *accepted* and reported once after `MIN_RUN` valid
-   windows in a row (onset report): 40 ms tones always are, 23 ms ones never. It is
+   with anything going on. A key is *accepted* and reported once a run of valid windows
+   of it is `MIN_RUN` long (onset report: 40 ms tones always are, 23 ms ones never), its
+   tones have stayed within `DRIFT` (0.8 %) of where the run began (else the run starts
+   again), two windows in a row of it held `PURE_RATIO` of their energy in the two tones
+   (speech's other harmonics keep a vowel near 0.9; a key at 15 dB SNR is at 0.97), and
+   the key's presence did not begin within `NEAR_MEMORY` windows of a near miss of it
+   (a run that starts again because its tones drifted keeps that taint). It is
    then held until `GAP_SUBS` sub-blocks' worth of its tones' amplitude has gone missing
    in one dip, measured on the 5 ms sub-blocks against the tones' level while held
    (so the break's length is measured to ~1 ms, not to a 5 ms hop): breaks up to 12 ms
@@ -93,6 +109,21 @@ DIP_ENTER, DIP_LEAVE = 0.5, 0.9
 """A dip starts below this fraction of the held tones' power, and ends above that one."""
 MAX_MISS = 12
 """Windows in a row without the held key that release it even without a dip (60 ms)."""
+DRIFT = 0.008
+"""How far (fraction of nominal) a tone may wander from where its run of windows began."""
+NEAR_TOL = 0.05
+"""A window that passes every check but the frequency one, within this, is a *near* miss."""
+NEAR_MEMORY = 8
+"""Windows after a near miss of a key in which a run of that key may not make an onset."""
+PURE_RATIO = 0.93
+"""A new key's run needs two windows in a row whose two tones carry this share of their
+energy."""
+RISE_DB = 6.0
+"""A new key's tones must each stand this far above their bin's floor from before it."""
+FLOOR_GROWTH_DB = 1.5
+"""How fast (dB per 5 ms sub-block) a bin's floor climbs back to a steady level."""
+FLOOR_LAG = 4
+"""Sub-blocks (besides the tail's) by which the floor lags the newest sub-block."""
 
 Pcm = npt.NDArray[np.int16]
 F32 = npt.NDArray[np.float32]
@@ -153,6 +184,9 @@ class DtmfDetector:
         t_win = np.arange(length).reshape(WINDOW_SUBS, sub) / rate  # phase 0 at window start
         self._check_basis = np.stack([_basis(both, t, scale) for t in t_win])
         self._level = dbm0_to_peak(MIN_LEVEL_DBM0) ** 2 * length / 2.0
+        self._growth = np.float32(_db(FLOOR_GROWTH_DB))
+        # The floor climbs from no lower than 40 dB under the weakest tone's sub-block power.
+        self._floor_min = np.float32(self._level * _SUB_FRACTION * _db(-40.0))
         self._ones = np.ones(sub, np.float32)
         # Per key and sub-block: the share of its high tone's DFT that leaks into the bin of
         # its low tone's second harmonic (for the harmonic check).
@@ -161,6 +195,14 @@ class DtmfDetector:
         leak = np.exp(2j * np.pi * np.outer(step, np.arange(sub)) / rate).sum(axis=1) / sub
         turn = np.exp(2j * np.pi * np.outer(np.arange(WINDOW_SUBS) * sub / rate, step))
         self._leak = turn * leak
+        # Per sub-block and key: the share of each tone's DFT (at its nominal frequency) that
+        # leaks into the other tone's bin, [..., 0] the high one's into the low bin.
+        delta = np.stack([_FREQS[pairs[:, 1]] - _FREQS[pairs[:, 0]]] * 2, axis=1) * [1, -1]
+        inner = np.exp(2j * np.pi * delta[..., None] * np.arange(sub) / rate).mean(axis=-1)
+        at = (np.arange(WINDOW_SUBS) * sub / rate)[:, None, None]
+        self._cross = (np.exp(2j * np.pi * delta[None] * at) * inner).astype(np.complex64)
+        self._max_drift = (2 * np.pi * DRIFT * sub / rate * _FREQS).astype(np.float32)
+        self._near_step = (2 * np.pi * NEAR_TOL * sub / rate * _FREQS).astype(np.float32)
         self._max_step = (2 * np.pi * FREQ_TOL * sub / rate * _FREQS).astype(np.float32)
         # Gate: |Σ u_k e^{-jθk}|² ≤ subs·Σ|u_k|² bounds a tone's power at any frequency
         # (Cauchy-Schwarz); the 5 ms droop within FREQ_TOL is at most sinc² of max_step.
@@ -177,11 +219,20 @@ class DtmfDetector:
                 win_rot=self._win_rot.astype(np.complex128),
                 check_basis=self._check_basis,
                 leak=self._leak.astype(np.complex128),
+                cross=self._cross.astype(np.complex128),
+                max_drift=self._max_drift.astype(np.float64),
+                near_step=self._near_step.astype(np.float64),
+                near_memory=NEAR_MEMORY,
                 normal_twist=_db(-NORMAL_TWIST_DB),
                 reverse_twist=_db(REVERSE_TWIST_DB),
                 peak=_db(PEAK_DB),
                 harmonic=_db(HARMONIC_DB),
                 energy_ratio=ENERGY_RATIO,
+                pure_ratio=PURE_RATIO,
+                rise=_db(RISE_DB),
+                growth=float(self._growth),
+                floor_min=float(self._floor_min),
+                lag=FLOOR_LAG,
                 min_run=MIN_RUN,
                 gap_subs=GAP_SUBS,
                 dip_enter=DIP_ENTER,
@@ -196,10 +247,17 @@ class DtmfDetector:
         self._tail_pcm = np.zeros((0, self.tail * sub), np.int16)  # and their samples
         self._cand = np.zeros(0, np.int8)  # key of the current run of valid windows, or -1
         self._run = np.zeros(0, np.int32)  # its length
+        self._grade = np.zeros(0, np.int8)  # 1 once it was pure, -1 if it never may be
+        self._last = np.zeros((0, 2), np.float32)  # its last window's tone and total energy
+        self._theta0 = np.zeros((0, 2), np.float32)  # its tones' phase steps where it began
+        self._near = np.zeros(0, np.int8)  # the key of the last near miss, or -1
+        self._near_age = np.zeros(0, np.int32)  # windows since (NEAR_MEMORY + 1 = long ago)
         self._down = np.zeros(0, np.int8)  # the accepted key still held down, or -1
         self._miss = np.zeros(0, np.int32)  # windows in a row without the held key
         self._gap = np.zeros(0, np.float32)  # missing tone in the current dip, in sub-blocks
         self._ref = np.zeros((0, 2), np.float32)  # held key's tone powers per sub-block
+        self._floor = np.zeros((0, 8), np.float32)  # each bin's leaky minimum sub-block power
+        self._lagged = np.zeros((0, FLOOR_LAG, 8), np.float32)  # powers it has yet to take in
         self._all = np.zeros(0, np.intp)  # 0..capacity-1, the slots when `rows` is None
         self.ensure_capacity(capacity)
 
@@ -218,10 +276,17 @@ class DtmfDetector:
         self._tail_pcm = _grown(self._tail_pcm, new, 0)
         self._cand = _grown(self._cand, new, -1)
         self._run = _grown(self._run, new, 0)
+        self._grade = _grown(self._grade, new, 0)
+        self._last = _grown(self._last, new, 0)
+        self._near = _grown(self._near, new, -1)
+        self._near_age = _grown(self._near_age, new, NEAR_MEMORY + 1)
+        self._theta0 = _grown(self._theta0, new, 0)
         self._down = _grown(self._down, new, -1)
         self._miss = _grown(self._miss, new, 0)
         self._gap = _grown(self._gap, new, 0)
         self._ref = _grown(self._ref, new, 0)
+        self._floor = _grown(self._floor, new, 0)
+        self._lagged = _grown(self._lagged, new, 0)
         self._all = np.arange(new, dtype=np.intp)
         self._cap = new
 
@@ -230,7 +295,9 @@ class DtmfDetector:
         self.ensure_capacity(row + 1)
         self._tail_dft[row], self._tail_energy[row], self._tail_pcm[row] = 0, 0, 0
         self._cand[row], self._run[row], self._down[row], self._miss[row] = -1, 0, -1, 0
-        self._gap[row], self._ref[row] = 0, 0
+        self._grade[row], self._theta0[row], self._last[row] = 0, 0, 0
+        self._near[row], self._near_age[row] = -1, NEAR_MEMORY + 1
+        self._gap[row], self._ref[row], self._floor[row], self._lagged[row] = 0, 0, 0, 0
 
     def move(self, src: int, dst: int) -> None:
         """Slot `src`'s channel now lives in slot `dst`: carry its state over."""
@@ -245,10 +312,17 @@ class DtmfDetector:
             self._tail_pcm,
             self._cand,
             self._run,
+            self._grade,
+            self._theta0,
+            self._last,
             self._down,
             self._miss,
             self._gap,
             self._ref,
+            self._floor,
+            self._lagged,
+            self._near,
+            self._near_age,
         )
 
     def process(self, pcm: np.ndarray, rows: np.ndarray | None = None) -> list[tuple[int, str]]:
@@ -280,9 +354,13 @@ class DtmfDetector:
 
     # The numpy reference: the same analysis, vectorised over the slots.
 
-    def _analyse(self, frames: Pcm, dft: F32, slots: Idx) -> tuple[npt.NDArray[np.int8], F32, F32]:
-        """Per window (hops, m): the key that passes every check or -1, and its two tones'
-        powers (hops, m, 2); and the power of the frame's sub-blocks (hops, 8, m)."""
+    def _analyse(
+        self, frames: Pcm, dft: F32, slots: Idx
+    ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int8], F32, F32, F32, F32]:
+        """Per window (hops, m): the key that passes every check or -1, the key it nearly
+        passed as (`NEAR_TOL`) or -1; its two tones' energy and its whole energy, its two
+        tones' powers and their phase steps (hops, m, 2); and the power of the frame's
+        sub-blocks (hops, 8, m)."""
         m, hops, tail = frames.shape[0], self.hops, self.tail
         seq = np.concatenate([self._tail_dft[slots], dft], axis=1)  # (m, subs, 16), oldest first
         energy = np.empty((m, tail + hops), np.float32)
@@ -299,21 +377,53 @@ class DtmfDetector:
         low += bound[..., 4:].max(axis=2)
         gate = (low >= self._gate * win_energy) & (win_energy >= self._level)  # (m, hops)
         hits = np.full((hops, m), -1, np.int8)
+        share = np.zeros((hops, m, 2), np.float32)
         tones = np.zeros((hops, m, 2), np.float32)
+        steps = np.zeros((hops, m, 2), np.float32)
+        nears = np.full((hops, m), -1, np.int8)
+        floors = self._floors(sub_power, slots)
         row, hop = np.nonzero(gate)
         if hop.size:
-            key, tone, sel, passed = self._screen(seq, win_energy, hop, row)
+            key, tone, theta, sel, passed, near = self._screen(seq, win_energy, hop, row)
+            nears[hop[near], row[near]] = key[near]
             ok = np.flatnonzero(passed)
-            # The harmonic check guards the onset: windows of a key already held skip it.
-            need = self._down[slots[row[ok]]] != key[ok]
+            # The onset checks guard a new key: windows of a key already held skip them.
+            down = self._down[slots[row[ok]]]
+            need = down != key[ok]
             if need.any():
                 new = ok[need]
                 win = self._windows(frames, slots, hop[new], row[new])
-                need[need] = ~self._harmonics_ok(win, key[new], sel[new], tone[new])
+                good = self._harmonics_ok(win, key[new], sel[new], tone[new])
+                # ...and a key change without a gap keeps the level up: no rise then.
+                rise = _risen(floors[row[new], hop[new]], sel[new], tone[new])
+                good &= rise | (down[need] >= 0)
+                need[need] = ~good
                 ok = ok[~need]
             hits[hop[ok], row[ok]], tones[hop[ok], row[ok]] = key[ok], tone[ok]
+            steps[hop[ok], row[ok]] = theta[ok]
+            share[hop[ok], row[ok], 0] = tone[ok].sum(axis=1)
+            share[hop[ok], row[ok], 1] = win_energy[row[ok], hop[ok]]
         self._keep_tail(frames, slots, seq[:, hops:], energy[:, hops:])
-        return hits, tones, sub_power[:, tail:].transpose(1, 2, 0)
+        return hits, nears, share, tones, steps, sub_power[:, tail:].transpose(1, 2, 0)
+
+    def _floors(self, power: F32, slots: Idx) -> F32:
+        """Each bin's floor for each of the frame's windows (m, hops, 8), from the powers of
+        the slot's sub-blocks (m, tail + hops, 8).
+
+        The floor follows a bin's power down at once and climbs back at `FLOOR_GROWTH_DB`
+        per sub-block, and it takes each sub-block in `FLOOR_LAG` + tail sub-blocks late:
+        a window's floor ends 2 sub-blocks before the run of windows that a key starting
+        from its floor makes (that run's first window is ≥ 85 % tone), so it is the level
+        from before the key."""
+        floor = self._floor[slots]
+        late = np.concatenate([self._lagged[slots], power], axis=1)
+        floors = np.empty((power.shape[0], self.hops, 8), np.float32)
+        for h in range(self.hops):
+            floor = np.minimum(late[:, h], np.maximum(floor, self._floor_min) * self._growth)
+            floors[:, h] = floor
+        self._floor[slots] = floor
+        self._lagged[slots] = late[:, self.hops : self.hops + FLOOR_LAG]
+        return floors
 
     def _windows(self, frames: Pcm, slots: Idx, hop: Idx, row: Idx) -> F32:
         """The raw samples of the given (hop, row) windows, as (K, subs, sub) float32."""
@@ -336,9 +446,10 @@ class DtmfDetector:
 
     def _screen(
         self, seq: F32, win_energy: F32, hop: Idx, row: Idx
-    ) -> tuple[Idx, F32, Idx, npt.NDArray[np.bool_]]:
+    ) -> tuple[Idx, F32, F32, Idx, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
         """For the K gated windows: the candidate key, the (K, 2) powers of its two tones
-        at their measured frequencies, their (K, 2) bins, and every check but the harmonic."""
+        at their measured frequencies and their (K, 2) phase steps, their (K, 2) bins,
+        every check but the onset ones, and whether the window is a near miss."""
         subs = seq[row[:, None], hop[:, None] + self._sub_index]  # (K, subs, 16)
         z = subs[..., :8] + 1j * subs[..., 8:]
         z *= self._win_rot  # each sub-block's phase, relative to the window's start
@@ -350,16 +461,19 @@ class DtmfDetector:
         sel[:, 1] += 4
         top = groups.max(axis=2)
         k = np.arange(hop.size)
+        key = 4 * sel[:, 0] + sel[:, 1] - 4
         u = z[k[:, None, None], self._sub_index[:, None], sel[:, None]]
-        theta, tone = self._measure(u)
+        theta, tone = self._measure(_unmixed(u, self._cross[:, key].swapaxes(0, 1)))
         lo, hi = tone[:, 0], tone[:, 1]
-        ok = (np.abs(theta) <= self._max_step[sel]).all(axis=1)  # frequency
-        ok &= (tone >= self._level).all(axis=1)  # level
+        ok = (tone >= self._level).all(axis=1)  # level
         ok &= hi >= lo * _db(-NORMAL_TWIST_DB)  # twist
         ok &= hi <= lo * _db(REVERSE_TWIST_DB)
         ok &= ((groups * _db(PEAK_DB) > top[..., None]).sum(axis=2) <= 1).all(axis=1)  # peak
         ok &= lo + hi >= ENERGY_RATIO * win_energy[row, hop]  # energy
-        return 4 * sel[:, 0] + sel[:, 1] - 4, tone, sel, ok
+        off = np.abs(theta)
+        near = ok & (off <= self._near_step[sel]).all(axis=1)
+        ok &= (off <= self._max_step[sel]).all(axis=1)  # frequency
+        return key, tone, theta, sel, ok, near & ~ok
 
     def _measure(self, u: npt.NDArray[np.complex64]) -> tuple[F32, F32]:
         """From (K, subs, 2) sub-block DFTs: the phase step θ per sub-block (the offset from
@@ -393,39 +507,89 @@ class DtmfDetector:
         return (low <= tone[:, 0] * _db(HARMONIC_DB)) & (high <= tone[:, 1] * _db(HARMONIC_DB))
 
     def _debounce(
-        self, hits: npt.NDArray[np.int8], tones: F32, subs: F32, slots: Idx
+        self,
+        hits: npt.NDArray[np.int8],
+        nears: npt.NDArray[np.int8],
+        share: F32,
+        tones: F32,
+        steps: F32,
+        subs: F32,
+        slots: Idx,
     ) -> list[tuple[int, str]]:
         """Step each busy slot's state machine once per window; return the accepted keys."""
         busy = (hits >= 0).any(axis=0)
+        busy |= (nears >= 0).any(axis=0)
         busy |= self._run[slots] > 0
         busy |= self._down[slots] >= 0
+        busy |= self._near_age[slots] <= NEAR_MEMORY
         local = np.flatnonzero(busy)
         if local.size == 0:
             return []
-        return self._step(slots[local], hits[:, local], tones[:, local], subs, local)
+        g, hits = slots[local], hits[:, local]
+        ready = self._runs(g, hits, nears[:, local], share[:, local], steps[:, local])
+        return self._step(g, hits, ready, tones[:, local], subs, local)
+
+    def _runs(
+        self,
+        g: Idx,
+        hits: npt.NDArray[np.int8],
+        nears: npt.NDArray[np.int8],
+        share: F32,
+        steps: F32,
+    ) -> npt.NDArray[np.bool_]:
+        """Slots `g`'s runs of valid windows through the frame: (hops, K) where a run could
+        make an onset. It is `MIN_RUN` windows of one key long, both tones within `DRIFT`
+        of where the run began (`steps`, their phase steps, (hops, K, 2)); two windows in
+        a row of it are pure (`share`, each window's tone and total energy, (hops, K, 2));
+        and the key's presence did not begin within `NEAR_MEMORY` windows of a near miss
+        of it (a run that restarts because its tones drifted keeps that taint)."""
+        run, grade, start, last = self._run[g], self._grade[g], self._theta0[g], self._last[g]
+        prev, near, age = self._cand[g], self._near[g], self._near_age[g]
+        ready = np.empty(hits.shape, np.bool_)
+        for h in range(hits.shape[0]):  # run = (run + 1 if the same key else 1), 0 without one
+            key, valid = hits[h], hits[h] >= 0
+            missed = nears[h] >= 0
+            near = np.where(missed, nears[h], near)
+            age = np.where(missed, 0, np.minimum(age + 1, NEAR_MEMORY + 1))
+            along = (key == prev) & valid
+            both = share[h] + last
+            pure = along & (both[:, 0] >= PURE_RATIO * both[:, 1])
+            last = share[h]
+            bins = np.stack([key // 4, 4 + key % 4], axis=1) * valid[:, None]
+            same = along & (np.abs(steps[h] - start) <= self._max_drift[bins]).all(axis=1)
+            run = (run * same + 1) * valid
+            kept = np.where(grade < 0, -1, grade | pure)
+            fresh = np.where(along & (grade < 0), -1, pure)  # drifted: the taint stays
+            fresh = np.where((near == key) & (age <= NEAR_MEMORY), -1, fresh)
+            grade = (np.where(same, kept, fresh) * valid).astype(np.int8)
+            start = np.where((same | ~valid)[:, None], start, steps[h])
+            ready[h] = (run >= MIN_RUN) & (grade > 0)
+            prev = key
+        self._run[g], self._grade[g], self._theta0[g], self._cand[g] = run, grade, start, prev
+        self._near[g], self._near_age[g], self._last[g] = near, age, last
+        return ready
 
     def _step(
-        self, g: Idx, hits: npt.NDArray[np.int8], tones: F32, subs: F32, local: Idx
+        self,
+        g: Idx,
+        hits: npt.NDArray[np.int8],
+        ready: npt.NDArray[np.bool_],
+        tones: F32,
+        subs: F32,
+        local: Idx,
     ) -> list[tuple[int, str]]:
         """Run slots `g` through the frame's windows; return the accepted keys.
 
         Equivalent to stepping each slot window by window: a slot that holds no key can
-        only take one (an onset) once its run reaches `MIN_RUN`; a held key is let go when
+        only take one (an onset) where its run is `ready`; a held key is let go when
         its dip's missing tone exceeds `GAP_SUBS` (`subs`, the (hops, 8, ·) sub-block
         powers, against the tones' level while held), and after an onset the new key is
         taken as present for the rest of the frame, so there is at most one onset per slot
-        and frame. So the runs, the dips and the onsets are found a stage at a time."""
+        and frame. So the dips and the onsets are found a stage at a time."""
         hops = hits.shape[0]
-        run, down = self._run[g], self._down[g]
+        down = self._down[g]
         miss, gap, ref = self._miss[g], self._gap[g], self._ref[g].T
         valid = hits >= 0
-        same = np.empty_like(valid)
-        same[0] = hits[0] == self._cand[g]
-        np.equal(hits[1:], hits[:-1], out=same[1:])
-        ready = np.empty_like(valid)
-        for h in range(hops):  # run = (run + 1 if the same key else 1), 0 without a key
-            run = (run * same[h] + 1) * valid[h]
-            ready[h] = run >= MIN_RUN
         free = np.empty_like(valid)
         free[:] = down < 0
         held = np.flatnonzero(~free[0])
@@ -461,9 +625,30 @@ class DtmfDetector:
         ref[:, down != self._down[g]] = 0  # running max of the held key's tone powers
         again = (match & (down >= 0))[..., None]
         ref = np.maximum(ref, (tones * again).max(axis=0).T * _SUB_FRACTION)
-        self._cand[g], self._run[g], self._down[g] = hits[-1], run, down
+        self._down[g] = down
         self._miss[g], self._gap[g], self._ref[g] = miss, gap, ref.T
         return events
+
+
+def _unmixed(
+    u: npt.NDArray[np.complex64], cross: npt.NDArray[np.complex64]
+) -> npt.NDArray[np.complex64]:
+    """The (K, subs, 2) sub-block DFTs of a key's two tones with each one's leak into the
+    other's bin taken out (`cross`, (K, subs, 2)): a 5 ms sub-block's DFT lets a tone
+    268-936 Hz away through at -14 to -25 dB, enough to turn the weaker tone's phase
+    steps by a few degrees."""
+    x0, x1 = cross[..., 0], cross[..., 1]
+    det = 1 - x0 * x1
+    low = (u[..., 0] - x0 * u[..., 1]) / det
+    high = (u[..., 1] - x1 * u[..., 0]) / det
+    return np.stack([low, high], axis=-1)
+
+
+def _risen(floors: F32, sel: Idx, tone: F32) -> npt.NDArray[np.bool_]:
+    """Both tones of the K candidate keys ≥ `RISE_DB` over their bins' floors (K, 8)."""
+    k = np.arange(sel.shape[0])
+    rise = tone * _SUB_FRACTION >= floors[k[:, None], sel] * _db(RISE_DB)
+    return np.all(rise, axis=1)
 
 
 def _presence(power: F32, down: npt.NDArray[np.int8], ref: F32) -> F32:

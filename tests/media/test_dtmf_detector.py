@@ -19,6 +19,7 @@ from media.dsp.dtmf import KEYS, DtmfDetector, detect_digits, resample
 from media.tones import DTMF_FREQS, dbm0_to_peak, dtmf_digits, dtmf_tone, silence, tone
 
 ROOT = Path(__file__).resolve().parents[2]
+RATE = 8000
 pytestmark = pytest.mark.usefixtures("dtmf_kernel")  # each test with both implementations
 LEADS = (0, 13, 40, 97)  # samples of silence before the signal: frame and hop alignments
 ROW_KEYS = "147*"  # one key per low-group frequency
@@ -187,6 +188,89 @@ def test_strong_second_harmonic_fails_the_harmonic_check(key: str) -> None:
     assert keys(harmonic.astype(np.int16)) == ""
     faint = pair(low, high).astype(np.int32) + tone(2 * low, 0.1, level_dbm0=-30)
     assert keys(faint.astype(np.int16)) == key
+
+
+# Talk-off: what speech and music do that a key does not. Each signal below gave a key
+# before the onset checks (rise, purity over two windows, drift, near misses) came in.
+
+
+def shaped(x: np.ndarray, attack_s: float = 0.02, release_s: float = 0.03) -> np.ndarray:
+    """`x` with a linear attack and release."""
+    env = np.ones(x.size)
+    attack, release = round(attack_s * RATE), round(release_s * RATE)
+    env[:attack], env[x.size - release :] = np.linspace(0, 1, attack), np.linspace(1, 0, release)
+    return x * env
+
+
+def note(freq: float, seconds: float, level_dbm0: float = -12.0) -> np.ndarray:
+    """A flute-like note: the fundamental, its 2nd and 3rd harmonics at -16 and -24 dB."""
+    t = np.arange(round(seconds * RATE)) / RATE
+    parts = ((1, 0.0), (2, -16.0), (3, -24.0))
+    x = sum(10 ** (db / 20) * np.sin(2 * np.pi * k * freq * t) for k, db in parts)
+    return shaped(dbm0_to_peak(level_dbm0) * x)
+
+
+def pcm(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
+
+
+@pytest.mark.parametrize("lead", LEADS)
+@pytest.mark.parametrize("first,second", [(1336.0, 852.0), (697.0, 1209.0), (1320.0, 860.0)])
+def test_a_note_joined_by_another_is_no_key(first: float, second: float, lead: int) -> None:
+    """Music: a note, and 300 ms later a second one that makes a DTMF pair with it for
+    200 ms. A key's tones start together; the first note had long been there, and each
+    tone of a new key must stand `RISE_DB` over its bin's floor from before the key."""
+    both = note(first, 0.5)
+    both[-1600:] += note(second, 0.2)
+    assert keys(pcm(both), lead) == ""
+
+
+@pytest.mark.parametrize("lead", LEADS)
+def test_a_vowel_with_two_strong_harmonics_is_no_key(lead: int) -> None:
+    """Speech: a vowel on f0 = 941/7 Hz whose 7th and 9th harmonics are a "*" (941 and
+    1209.9 Hz) while the others carry 12 % of its power: the pair's share, about 0.89,
+    passes `ENERGY_RATIO` but not `PURE_RATIO` over two windows in a row."""
+    f0, t = 941 / 7, np.arange(2400) / RATE
+    rest = [k for k in range(1, 29) if k not in (7, 9)]
+    weights = np.array([1 / k for k in rest])
+    weights *= np.sqrt(2 * 0.12 / np.sum(weights**2))
+    x = np.sin(2 * np.pi * 7 * f0 * t) + np.sin(2 * np.pi * 9 * f0 * t + 1.0)
+    for w, k in zip(weights, rest, strict=True):
+        x += w * np.sin(2 * np.pi * k * f0 * t + 1.3 * k)
+    assert keys(pcm(shaped(dbm0_to_peak(-10) * x)), lead) == ""
+
+
+@pytest.mark.parametrize("lead", LEADS)
+@pytest.mark.parametrize("key,start,end", [("*", 0.04, 0.0), ("5", 0.045, 0.01)])
+def test_a_pair_that_glides_into_tolerance_is_no_key(
+    key: str, start: float, end: float, lead: int
+) -> None:
+    """Speech harmonics drift: both tones glide over 150 ms from `start` off nominal (the
+    low one above, the high one below) to `end`. The windows just outside `FREQ_TOL` are
+    near misses of the key, and the run that follows them may not make an onset."""
+    low, high = DTMF_FREQS[key]
+    offset = np.linspace(start, end, 1200)
+    x = np.sin(2 * np.pi * np.cumsum(low * (1 + offset)) / RATE)
+    x += np.sin(2 * np.pi * np.cumsum(high * (1 - offset)) / RATE)
+    assert keys(pcm(shaped(dbm0_to_peak(-10) * x, 0.005, 0.005)), lead) == ""
+
+
+@pytest.mark.parametrize("lead", LEADS[:2])
+@pytest.mark.parametrize("key", "159#")
+@pytest.mark.parametrize("group", [0, 1])
+def test_key_over_a_steady_tone_at_its_own_frequency(key: str, group: int, lead: int) -> None:
+    """A key over a tone 12 dB under it at one of its own frequencies, there from 300 ms
+    before: the tone's bin rises 12 dB, past `RISE_DB`."""
+    bed = tone(DTMF_FREQS[key][group], 0.5, level_dbm0=-22).astype(np.int32)
+    bed[2400:3200] += dtmf_tone(key, 0.1)
+    assert keys(pcm(bed), lead) == key
+
+
+def test_a_near_miss_of_one_key_does_not_block_another() -> None:
+    """The near-miss memory is per key: a "5" 3 % off, then at once a "9"."""
+    low, high = DTMF_FREQS["5"]
+    both = np.concatenate([pair(low * 1.03, high), dtmf_tone("9", 0.1)])
+    assert keys(both) == "9"
 
 
 def test_long_press_is_reported_once_at_onset() -> None:

@@ -1,9 +1,10 @@
 """The compiled DTMF kernel against the numpy reference: same keys, same state, frame by frame.
 
 The traffic is seeded and deliberately hard: keys at and beyond every Q.24 edge (offset,
-twist, level, duration, breaks), keys over noise and over each other, chirps and harmonic
-stacks that reach the screening stage, slots analysed in changing subsets, moved and
-reset. `test_dtmf_detector.py` runs each of its limit tests with both kernels too.
+twist, level, duration, breaks), keys over noise and over each other, chirps, harmonic
+stacks, late-joining, gliding and impure pairs that reach the screening and onset
+checks, slots analysed in changing subsets, moved and reset. `test_dtmf_detector.py`
+runs each of its limit tests with both kernels too.
 """
 
 from __future__ import annotations
@@ -30,18 +31,35 @@ def key_pair(key: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
 
 
 def distractor(seconds: float, rng: np.random.Generator) -> np.ndarray:
-    """Something that gets past the gate but is no key: a chirp or a harmonic stack."""
+    """Something that gets past the gate but is no key (or only nearly one): a chirp, a
+    harmonic stack, a key's tone joined late by the other, a pair gliding through the
+    tolerance, or a key with a third tone."""
     n = round(seconds * RATE)
     t = np.arange(n) / RATE
-    if rng.random() < 0.5:
+    kind = rng.integers(5)
+    if kind == 0:
         f0, f1 = rng.uniform(600, 1700, 2)
         phase = 2 * np.pi * (f0 * t + (f1 - f0) * t * t / (2 * seconds))
         return (rng.uniform(2000, 12000) * np.sin(phase)).astype(np.int32)
-    f0 = rng.uniform(300, 900)
-    return sum(
-        (rng.uniform(500, 5000) * np.sin(2 * np.pi * f0 * k * t)).astype(np.int32)
-        for k in range(1, 4)
-    )
+    if kind == 1:
+        f0 = rng.uniform(300, 900)
+        return sum(
+            (rng.uniform(500, 5000) * np.sin(2 * np.pi * f0 * k * t)).astype(np.int32)
+            for k in range(1, 4)
+        )
+    low, high = DTMF_FREQS[KEYS[rng.integers(16)]]
+    if kind == 2:  # one tone first, the other joins for the last 40-100 %
+        late = np.arange(n) >= rng.uniform(0.0, 0.6) * n
+        first, second = (low, high) if rng.random() < 0.5 else (high, low)
+        x = np.sin(2 * np.pi * first * t) + late * np.sin(2 * np.pi * second * t)
+    elif kind == 3:  # both tones glide, from up to 5 % off to up to 5 % off
+        offset = np.linspace(*rng.uniform(-0.05, 0.05, 2), n)
+        x = np.sin(2 * np.pi * np.cumsum(low * (1 + offset)) / RATE)
+        x += np.sin(2 * np.pi * np.cumsum(high * (1 - offset)) / RATE)
+    else:  # a key with a third tone 6-16 dB under it
+        x = np.sin(2 * np.pi * low * t) + np.sin(2 * np.pi * high * t)
+        x += 10 ** (-rng.uniform(6, 16) / 20) * np.sin(2 * np.pi * rng.uniform(300, 2000) * t)
+    return (rng.uniform(1000, 8000) * x).astype(np.int32)
 
 
 def channel(seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -68,10 +86,17 @@ def channel(seconds: float, rng: np.random.Generator) -> np.ndarray:
 
 
 def assert_same_state(c: DtmfDetector, ref: DtmfDetector) -> None:
-    for name in ("_cand", "_run", "_down"):
+    for name in ("_cand", "_run", "_grade", "_down", "_near_age"):
         assert np.array_equal(getattr(c, name), getattr(ref, name)), name
     held = ref._down >= 0  # the miss count means something only while a key is held
     assert np.array_equal(c._miss[held], ref._miss[held])
+    running = ref._run > 0  # and where a run began only while there is one
+    np.testing.assert_allclose(c._theta0[running], ref._theta0[running], atol=1e-4)
+    np.testing.assert_allclose(c._last, ref._last, rtol=1e-4)
+    assert np.array_equal(c._floor, ref._floor)  # float32, in the same order
+    assert np.array_equal(c._lagged, ref._lagged)
+    recent = ref._near_age <= dtmf.NEAR_MEMORY  # the near miss's key matters while recent
+    assert np.array_equal(c._near[recent], ref._near[recent])
     assert np.array_equal(c._tail_pcm, ref._tail_pcm)
     assert np.array_equal(c._tail_dft, ref._tail_dft)
     np.testing.assert_allclose(c._tail_energy, ref._tail_energy, rtol=1e-5)
@@ -100,7 +125,7 @@ def test_unknown_kernel_or_missing_build_is_refused(monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.parametrize("seed", range(3))
-@pytest.mark.parametrize("rate,frame", [(8000, 160), (8000, 80), (16000, 320)])
+@pytest.mark.parametrize("rate,frame", [(8000, 160), (8000, 80), (8000, 240), (16000, 320)])
 def test_kernels_agree_frame_by_frame(compiled: None, seed: int, rate: int, frame: int) -> None:
     rng = np.random.default_rng(seed)
     n, seconds = 24, 4.0
