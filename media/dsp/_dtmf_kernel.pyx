@@ -8,7 +8,7 @@ the same algorithm, step for step (the module docstring of `media.dsp.dtmf` expl
 and `tests/media/test_dtmf_kernel.py` holds them to the same keys and state.
 """
 
-from libc.math cimport atan2, sqrt, fabs
+from libc.math cimport atan2, sqrt, fabs, cos, M_PI
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memmove
 
@@ -36,7 +36,8 @@ cdef inline double _norm(cplx z) noexcept nogil:
 cdef class Kernel:
     cdef int hops, sub, nseq, keep
     cdef float gate, level
-    cdef double normal_twist, reverse_twist, peak, harmonic, energy_ratio, pure_ratio, rise
+    cdef double normal_twist, reverse_twist, peak, harmonic, intermod, energy_ratio
+    cdef double pure_ratio, rise, rate
     cdef float growth, floor_min
     cdef int min_run, max_miss, near_memory
     cdef double gap_subs, dip_enter, dip_leave, sub_fraction
@@ -47,6 +48,8 @@ cdef class Kernel:
     cdef cplx leak[WIN][16]
     cdef cplx cross[WIN][16][2]
     cdef float[:, :, ::1] check_basis  # (WIN, sub, 32): cos | -sin of 8 tones + 8 harmonics
+    cdef double[::1] hann  # (WIN * sub,): the taper of the intermodulation check
+    cdef double freqs[NF]
     cdef const float *basis
     # Scratch for one slot: its sub-block DFTs, energies and powers, oldest first.
     cdef float *seq
@@ -81,9 +84,10 @@ cdef class Kernel:
 
     def __cinit__(
         self, *, int hops, int sub, double gate, double level, max_step, win_rot,
-        check_basis, leak, cross, max_drift, near_step, int near_memory,
-        double normal_twist, double reverse_twist,
-        double peak, double harmonic, double energy_ratio, double pure_ratio, double rise,
+        check_basis, leak, cross, max_drift, near_step, int near_memory, hann, freqs,
+        double rate, double normal_twist, double reverse_twist,
+        double peak, double harmonic, double intermod, double energy_ratio,
+        double pure_ratio, double rise,
         float growth, float floor_min, int lag, int min_run, double gap_subs,
         double dip_enter, double dip_leave, int max_miss, double sub_fraction,
     ):
@@ -98,6 +102,7 @@ cdef class Kernel:
             raise ValueError(f"the kernel is built for a floor lag of {LAG} sub-blocks")
         self.pure_ratio, self.rise, self.growth, self.floor_min = pure_ratio, rise, growth, floor_min
         self.near_memory = near_memory
+        self.intermod, self.rate = intermod, rate
         self.min_run, self.gap_subs, self.max_miss = min_run, gap_subs, max_miss
         self.dip_enter, self.dip_leave, self.sub_fraction = dip_enter, dip_leave, sub_fraction
         cdef int i, f
@@ -105,6 +110,7 @@ cdef class Kernel:
             self.max_step[f] = max_step[f]
             self.max_drift[f] = max_drift[f]
             self.near_step[f] = near_step[f]
+            self.freqs[f] = freqs[f]
         for i in range(WIN):
             for f in range(NF):
                 self.win_rot[i][f] = win_rot[i, f]
@@ -116,6 +122,9 @@ cdef class Kernel:
         if self.check_basis.shape[0] != WIN or self.check_basis.shape[1] != sub:
             raise ValueError("check_basis must be (4, sub, 32)")
         self.basis = &self.check_basis[0, 0, 0]
+        self.hann = hann
+        if self.hann.shape[0] != WIN * sub:
+            raise ValueError("hann must be (4 * sub,)")
         self.seq = <float *> malloc(self.nseq * NB * sizeof(float))
         self.energy = <float *> malloc(self.nseq * sizeof(float))
         self.power = <float *> malloc(self.nseq * NF * sizeof(float))
@@ -283,6 +292,8 @@ cdef class Kernel:
                     >= self.floors[h * NF + 4 + key % 4] * self.rise
                 ):
                     key = -1
+                elif not self._intermods_ok(fr, tp, h, key, &self.thetas[2 * h]):
+                    key = -1
             if key >= 0:
                 self.hits[h] = key
                 self.tsum[h] = <float> tone[0] + <float> tone[1]
@@ -419,6 +430,38 @@ cdef class Kernel:
             low_sum = low_sum + (re1 + 1j * im1) - (re0 + 1j * im0) * self.leak[i][key]
             high_sum = high_sum + (re2 + 1j * im2)
         return _norm(low_sum) <= lo * self.harmonic and _norm(high_sum) <= hi * self.harmonic
+
+    cdef bint _intermods_ok(
+        self, const short *fr, const short *tp, int h, int key, const double *theta
+    ) noexcept nogil:
+        """Nothing at 2·low - high and 2·high - low within `intermod` of the weaker tone
+        (see `DtmfDetector._intermods_ok`): Hann-tapered DFTs of window `h`'s raw samples
+        at the tones' measured frequencies and those two (Goertzel's recurrence)."""
+        cdef int sub = self.sub, keep = self.keep, n = WIN * sub, i, t, at
+        cdef double step = self.rate / (2 * M_PI * sub)
+        cdef double low = self.freqs[key // 4] + theta[0] * step
+        cdef double high = self.freqs[4 + key % 4] + theta[1] * step
+        cdef double coeff[4]
+        cdef double s0[4]
+        cdef double s1[4]
+        cdef double s2[4]
+        cdef double power[4]
+        cdef double x
+        coeff[0], coeff[1] = 2 * cos(2 * M_PI * low / self.rate), 2 * cos(2 * M_PI * high / self.rate)
+        coeff[2] = 2 * cos(2 * M_PI * (2 * low - high) / self.rate)  # cos is even: |2·low - high|
+        coeff[3] = 2 * cos(2 * M_PI * (2 * high - low) / self.rate)
+        for i in range(4):
+            s1[i] = s2[i] = 0.0
+        for t in range(n):
+            at = h * sub + t
+            x = (tp[at] if at < keep else fr[at - keep]) * self.hann[t]
+            for i in range(4):
+                s0[i] = x + coeff[i] * s1[i] - s2[i]
+                s2[i] = s1[i]
+                s1[i] = s0[i]
+        for i in range(4):
+            power[i] = s1[i] * s1[i] + s2[i] * s2[i] - coeff[i] * s1[i] * s2[i]
+        return max(power[2], power[3]) <= self.intermod * min(power[0], power[1])
 
     cdef int _step(self, Py_ssize_t s, int *onset_key) noexcept nogil:
         """The slot's state machine over the frame's windows (the semantics of the

@@ -36,8 +36,10 @@ tone that fills the window.
    A window that passes all but the frequency check, within ±`NEAR_TOL` (5 %), is a
    *near miss* of its key: a real key is measured well inside 2.5 %, so a near miss is
    a sound whose tones are drifting (a voice's harmonics gliding with its pitch).
-   Where a new key could start (windows of the key a slot already holds skip them), two
-   onset checks follow: second harmonics ≤ `HARMONIC_DB`, from the raw samples; and,
+   Where a new key could start (windows of the key a slot already holds skip them), the
+   onset checks follow: second harmonics ≤ `HARMONIC_DB`, from the raw samples; nothing
+   at 2·low - high and 2·high - low, where two harmonics of one voice have their
+   neighbours (`INTERMOD_DB`, Hann-tapered DFTs at the measured frequencies); and,
    unless a key is held (a key change keeps the level up), each tone ≥ `RISE_DB` over
    its bin's *floor* from before the key: a leaky minimum of the bin's sub-block power
    that climbs `FLOOR_GROWTH_DB` per sub-block and lags the window by 7 sub-blocks. A
@@ -100,6 +102,9 @@ NORMAL_TWIST_DB = 9.0
 REVERSE_TWIST_DB = 5.0
 PEAK_DB = 8.0
 HARMONIC_DB = -10.0
+INTERMOD_DB = -12.0
+"""At most this (dB, against the weaker tone) at 2·low - high and 2·high - low, where two
+harmonics of one voice have their neighbours in the series."""
 ENERGY_RATIO = 0.85
 MIN_RUN = 3
 """Valid windows in a row to accept a key."""
@@ -188,6 +193,8 @@ class DtmfDetector:
         # The floor climbs from no lower than 40 dB under the weakest tone's sub-block power.
         self._floor_min = np.float32(self._level * _SUB_FRACTION * _db(-40.0))
         self._ones = np.ones(sub, np.float32)
+        self._hann = np.hanning(length)
+        self._t_win = np.arange(length) / rate
         # Per key and sub-block: the share of its high tone's DFT that leaks into the bin of
         # its low tone's second harmonic (for the harmonic check).
         pairs = np.array([(i // 4, 4 + i % 4) for i in range(16)])
@@ -223,10 +230,14 @@ class DtmfDetector:
                 max_drift=self._max_drift.astype(np.float64),
                 near_step=self._near_step.astype(np.float64),
                 near_memory=NEAR_MEMORY,
+                hann=self._hann,
+                freqs=_FREQS.astype(np.float64),
+                rate=float(rate),
                 normal_twist=_db(-NORMAL_TWIST_DB),
                 reverse_twist=_db(REVERSE_TWIST_DB),
                 peak=_db(PEAK_DB),
                 harmonic=_db(HARMONIC_DB),
+                intermod=_db(INTERMOD_DB),
                 energy_ratio=ENERGY_RATIO,
                 pure_ratio=PURE_RATIO,
                 rise=_db(RISE_DB),
@@ -394,6 +405,7 @@ class DtmfDetector:
                 new = ok[need]
                 win = self._windows(frames, slots, hop[new], row[new])
                 good = self._harmonics_ok(win, key[new], sel[new], tone[new])
+                good &= self._intermods_ok(win, sel[new], theta[new])
                 # ...and a key change without a gap keeps the level up: no rise then.
                 rise = _risen(floors[row[new], hop[new]], sel[new], tone[new])
                 good &= rise | (down[need] >= 0)
@@ -505,6 +517,24 @@ class DtmfDetector:
         low = np.abs((u[..., 1] - u[..., 0] * self._leak[:, key]).sum(axis=0)) ** 2
         high = np.abs(u[..., 2].sum(axis=0)) ** 2
         return (low <= tone[:, 0] * _db(HARMONIC_DB)) & (high <= tone[:, 1] * _db(HARMONIC_DB))
+
+    def _intermods_ok(self, win: F32, sel: Idx, theta: F32) -> npt.NDArray[np.bool_]:
+        """Neither 2·low - high nor 2·high - low within `INTERMOD_DB` of the weaker tone, for
+        (K, window) raw windows, the tones' (K, 2) bins and phase steps.
+
+        Two harmonics of a voice (its pitch f0 = their spacing over a whole number) have
+        more of its harmonics there; a key has nothing there but a trace of distortion
+        (Q.23 keeps unwanted components 20 dB down). Each is a Hann-tapered DFT of the
+        window at the frequency the tones are measured at, so the tones 268-936 Hz away
+        leak into it at under -45 dB."""
+        k = win.shape[0]
+        x = win.reshape(k, -1).astype(np.float64) * self._hann
+        freq = _FREQS[sel] + theta * (self.rate / (2 * np.pi * self.sub))
+        low, high = freq[:, 0], freq[:, 1]
+        at = np.stack([low, high, np.abs(2 * low - high), 2 * high - low], axis=1)
+        dft = np.einsum("kn,kfn->kf", x, np.exp(-2j * np.pi * at[..., None] * self._t_win))
+        p = dft.real**2 + dft.imag**2
+        return np.maximum(p[:, 2], p[:, 3]) <= _db(INTERMOD_DB) * np.minimum(p[:, 0], p[:, 1])
 
     def _debounce(
         self,

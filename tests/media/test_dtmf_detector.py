@@ -241,6 +241,26 @@ def test_a_vowel_with_two_strong_harmonics_is_no_key(lead: int) -> None:
 
 
 @pytest.mark.parametrize("lead", LEADS)
+def test_two_neighbouring_harmonics_with_the_next_one_are_no_key(lead: int) -> None:
+    """Speech: harmonics 4, 5 and 6 of f0 = 240 Hz: 960 and 1200 Hz are a "*" (+2.0 %,
+    -0.7 %), pure enough (0.96) with the 6th 10 dB down; but that one sits at
+    2·high - low, where a key has nothing."""
+    t = np.arange(2400) / RATE
+    x = sum(a * np.sin(2 * np.pi * k * 240 * t + k) for k, a in ((4, 1.0), (5, 1.0), (6, 0.316)))
+    assert keys(pcm(shaped(dbm0_to_peak(-10) * x)), lead) == ""
+
+
+@pytest.mark.parametrize("key", "159*#D")
+def test_key_with_intermodulation_20_db_down_is_accepted(key: str) -> None:
+    """Q.23 lets a key's unwanted components be 20 dB down: such ones at 2·low - high and
+    2·high - low pass `INTERMOD_DB`."""
+    low, high = DTMF_FREQS[key]
+    x = pair(low, high).astype(np.int32)
+    x += tone(abs(2 * low - high), 0.1, level_dbm0=-30) + tone(2 * high - low, 0.1, level_dbm0=-30)
+    assert keys(pcm(x)) == key
+
+
+@pytest.mark.parametrize("lead", LEADS)
 @pytest.mark.parametrize("key,start,end", [("*", 0.04, 0.0), ("5", 0.045, 0.01)])
 def test_a_pair_that_glides_into_tolerance_is_no_key(
     key: str, start: float, end: float, lead: int

@@ -56,9 +56,10 @@ def distractor(seconds: float, rng: np.random.Generator) -> np.ndarray:
         offset = np.linspace(*rng.uniform(-0.05, 0.05, 2), n)
         x = np.sin(2 * np.pi * np.cumsum(low * (1 + offset)) / RATE)
         x += np.sin(2 * np.pi * np.cumsum(high * (1 - offset)) / RATE)
-    else:  # a key with a third tone 6-16 dB under it
+    else:  # a key with a third tone 6-16 dB under it, anywhere or where a voice's would be
+        third = rng.choice([rng.uniform(300, 2000), abs(2 * low - high), 2 * high - low])
         x = np.sin(2 * np.pi * low * t) + np.sin(2 * np.pi * high * t)
-        x += 10 ** (-rng.uniform(6, 16) / 20) * np.sin(2 * np.pi * rng.uniform(300, 2000) * t)
+        x += 10 ** (-rng.uniform(6, 16) / 20) * np.sin(2 * np.pi * third * t)
     return (rng.uniform(1000, 8000) * x).astype(np.int32)
 
 
