@@ -92,8 +92,9 @@ async def test_cancel_before_any_response_is_canceled(
     # (which of them depends on the loop's scheduling): canceled in every case.
     callback_app.set_script({"init_call": Reply.actions(flow), "end_call": END_CALL})
     sw = await switch(default_callback=callback_app.url)
-    for _ in range(3):
-        got = await invite_then_cancel(sw.sip_udp)
+    for i in range(3):
+        # a number not called before: its configuration is looked up in the database
+        got = await invite_then_cancel(sw.sip_udp, user=f"+1714555{i:04d}")
         assert ("CANCEL", 200) in got and got[-1] == ("INVITE", 487), got
         assert await final_statuses(sw, callback_app) == ("canceled",) * 3
         callback_app.requests.clear()
