@@ -292,26 +292,26 @@ cdef class Kernel:
                     >= self.floors[h * NF + 4 + key % 4] * self.rise
                 ):
                     key = -1
-                elif not self._intermods_ok(fr, tp, h, key, &self.thetas[2 * h]):
-                    key = -1
             if key >= 0:
                 self.hits[h] = key
                 self.tsum[h] = <float> tone[0] + <float> tone[1]
                 self.wen[h] = win_energy
                 any_hit = True
-        # Keep the last sub-blocks for the next frame (after the harmonic check used them).
+        # Keep the last sub-blocks for the next frame (the samples once the onset checks
+        # are done with them).
         memcpy(td, seq + hops * NB, TAIL * NB * sizeof(float))
         memcpy(te, energy + hops, TAIL * sizeof(float))
+        cdef int onset_hop = -1
+        if any_hit or any_near or self.run[s] > 0 or self.down[s] >= 0 or (
+            self.near_age[s] <= self.near_memory
+        ):
+            onset_hop = self._step(s, fr, tp, onset_key)  # else the state stays as it is
         if frame >= keep:
             memcpy(tp, fr + frame - keep, keep * sizeof(short))
         else:
             memmove(tp, tp + frame, (keep - frame) * sizeof(short))
             memcpy(tp + keep - frame, fr, frame * sizeof(short))
-        if not (any_hit or any_near) and self.run[s] <= 0 and self.down[s] < 0 and (
-            self.near_age[s] > self.near_memory
-        ):
-            return -1  # nothing going on: the state stays as it is
-        return self._step(s, onset_key)
+        return onset_hop
 
     cdef void _floors(self, Py_ssize_t s) noexcept nogil:
         """Each bin's floor for each window of the frame (into `floors`): the slot's floor
@@ -463,9 +463,12 @@ cdef class Kernel:
             power[i] = s1[i] * s1[i] + s2[i] * s2[i] - coeff[i] * s1[i] * s2[i]
         return max(power[2], power[3]) <= self.intermod * min(power[0], power[1])
 
-    cdef int _step(self, Py_ssize_t s, int *onset_key) noexcept nogil:
+    cdef int _step(
+        self, Py_ssize_t s, const short *fr, const short *tp, int *onset_key
+    ) noexcept nogil:
         """The slot's state machine over the frame's windows (the semantics of the
-        reference's `DtmfDetector._runs` and `_step`); returns the onset's hop or -1."""
+        reference's `DtmfDetector._runs` and `_step`); returns the onset's hop or -1. The
+        intermodulation check runs only on the window that would make the onset."""
         cdef int hops = self.hops, h
         cdef signed char *hits = self.hits
         cdef int run_ = self.run[s], onset_hop = -1
@@ -522,7 +525,9 @@ cdef class Kernel:
                 if hgap > self.gap_subs:
                     gone = True
                 free_h = gone
-            if free_h and ready and onset_hop < 0:
+            if free_h and ready and onset_hop < 0 and (
+                k == down0 or self._intermods_ok(fr, tp, h, k, &self.thetas[2 * h])
+            ):
                 onset_hop = h
                 onset_key[0] = hits[h]
         if onset_hop >= 0:

@@ -37,9 +37,7 @@ tone that fills the window.
    *near miss* of its key: a real key is measured well inside 2.5 %, so a near miss is
    a sound whose tones are drifting (a voice's harmonics gliding with its pitch).
    Where a new key could start (windows of the key a slot already holds skip them), the
-   onset checks follow: second harmonics ≤ `HARMONIC_DB`, from the raw samples; nothing
-   at 2·low - high and 2·high - low, where two harmonics of one voice have their
-   neighbours (`INTERMOD_DB`, Hann-tapered DFTs at the measured frequencies); and,
+   onset checks follow: second harmonics ≤ `HARMONIC_DB`, from the raw samples; and,
    unless a key is held (a key change keeps the level up), each tone ≥ `RISE_DB` over
    its bin's *floor* from before the key: a leaky minimum of the bin's sub-block power
    that climbs `FLOOR_GROWTH_DB` per sub-block and lags the window by 7 sub-blocks. A
@@ -52,7 +50,10 @@ tone that fills the window.
    again), two windows in a row of it held `PURE_RATIO` of their energy in the two tones
    (speech's other harmonics keep a vowel near 0.9; a key at 15 dB SNR is at 0.97), and
    the key's presence did not begin within `NEAR_MEMORY` windows of a near miss of it
-   (a run that starts again because its tones drifted keeps that taint). It is
+   (a run that starts again because its tones drifted keeps that taint); and the window
+   that makes the onset has nothing at 2·low - high and 2·high - low, where two
+   harmonics of one voice have their neighbours (`INTERMOD_DB`, Hann-tapered DFTs at
+   the measured frequencies; the kernel works them out only for that window). It is
    then held until `GAP_SUBS` sub-blocks' worth of its tones' amplitude has gone missing
    in one dip, measured on the 5 ms sub-blocks against the tones' level while held
    (so the break's length is measured to ~1 ms, not to a 5 ms hop): breaks up to 12 ms
@@ -367,11 +368,14 @@ class DtmfDetector:
 
     def _analyse(
         self, frames: Pcm, dft: F32, slots: Idx
-    ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int8], F32, F32, F32, F32]:
+    ) -> tuple[
+        npt.NDArray[np.int8], npt.NDArray[np.int8], npt.NDArray[np.bool_], F32, F32, F32, F32
+    ]:
         """Per window (hops, m): the key that passes every check or -1, the key it nearly
-        passed as (`NEAR_TOL`) or -1; its two tones' energy and its whole energy, its two
-        tones' powers and their phase steps (hops, m, 2); and the power of the frame's
-        sub-blocks (hops, 8, m)."""
+        passed as (`NEAR_TOL`) or -1, whether it may make an onset as far as
+        `_intermods_ok` goes; its two tones' energy and its whole energy, its two tones'
+        powers and their phase steps (hops, m, 2); and the power of the frame's sub-blocks
+        (hops, 8, m)."""
         m, hops, tail = frames.shape[0], self.hops, self.tail
         seq = np.concatenate([self._tail_dft[slots], dft], axis=1)  # (m, subs, 16), oldest first
         energy = np.empty((m, tail + hops), np.float32)
@@ -392,6 +396,7 @@ class DtmfDetector:
         tones = np.zeros((hops, m, 2), np.float32)
         steps = np.zeros((hops, m, 2), np.float32)
         nears = np.full((hops, m), -1, np.int8)
+        lone = np.ones((hops, m), np.bool_)
         floors = self._floors(sub_power, slots)
         row, hop = np.nonzero(gate)
         if hop.size:
@@ -405,7 +410,7 @@ class DtmfDetector:
                 new = ok[need]
                 win = self._windows(frames, slots, hop[new], row[new])
                 good = self._harmonics_ok(win, key[new], sel[new], tone[new])
-                good &= self._intermods_ok(win, sel[new], theta[new])
+                lone[hop[new], row[new]] = self._intermods_ok(win, sel[new], theta[new])
                 # ...and a key change without a gap keeps the level up: no rise then.
                 rise = _risen(floors[row[new], hop[new]], sel[new], tone[new])
                 good &= rise | (down[need] >= 0)
@@ -416,7 +421,7 @@ class DtmfDetector:
             share[hop[ok], row[ok], 0] = tone[ok].sum(axis=1)
             share[hop[ok], row[ok], 1] = win_energy[row[ok], hop[ok]]
         self._keep_tail(frames, slots, seq[:, hops:], energy[:, hops:])
-        return hits, nears, share, tones, steps, sub_power[:, tail:].transpose(1, 2, 0)
+        return hits, nears, lone, share, tones, steps, sub_power[:, tail:].transpose(1, 2, 0)
 
     def _floors(self, power: F32, slots: Idx) -> F32:
         """Each bin's floor for each of the frame's windows (m, hops, 8), from the powers of
@@ -540,6 +545,7 @@ class DtmfDetector:
         self,
         hits: npt.NDArray[np.int8],
         nears: npt.NDArray[np.int8],
+        lone: npt.NDArray[np.bool_],
         share: F32,
         tones: F32,
         steps: F32,
@@ -557,6 +563,7 @@ class DtmfDetector:
             return []
         g, hits = slots[local], hits[:, local]
         ready = self._runs(g, hits, nears[:, local], share[:, local], steps[:, local])
+        ready &= lone[:, local]  # checked where the onset would be (the kernel does only there)
         return self._step(g, hits, ready, tones[:, local], subs, local)
 
     def _runs(
