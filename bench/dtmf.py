@@ -10,7 +10,9 @@
   OpenBLAS is pinned to one thread (set before numpy loads) so the figures are per core.
 - Talk-off: about ten minutes of espeak-ng speech (several voices and languages, numbers
   included, generated afresh in a temporary directory), each clip on its own detector
-  row; every key reported is a talk-off hit. ``hits_per_hour`` scales to one hour.
+  row; every key reported is a talk-off hit. ``hits_per_hour`` scales to one hour. The
+  long run (hours of speech and music, tuning and held-out parts, Q.24 accept/reject
+  rates) is ``bench/talkoff.py``.
 
 ``--kernel`` picks the implementation after the DFT matmul (``c``, the compiled kernel,
 which ``auto`` picks when it is built; or ``numpy``, the reference); the JSON says which ran.
