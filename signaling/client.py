@@ -34,6 +34,7 @@ from enum import Enum
 from typing import Protocol
 
 from .auth import CHALLENGE_HEADERS, Credentials, DigestClient
+from .delivery import EventDelivery
 from .dialog import Dialog
 from .dtmf_info import DtmfInfoError, parse_dtmf_info
 from .events import (
@@ -129,7 +130,7 @@ def _parse_sdp(message: Request | Response) -> SessionDescription | None:
     return SessionDescription.parse(message.body) if message.body else None
 
 
-class ClientSession:
+class ClientSession(EventDelivery):
     """One outgoing call. Attributes are read-only for the application except the two
     callbacks `on_event` and `on_reoffer`.
 
@@ -166,8 +167,7 @@ class ClientSession:
         self.invite: Request | None = None  # the latest INVITE sent
         self.dialog: Dialog | None = None
         self.on_reoffer: Callable[[SessionDescription], SessionDescription] | None = None
-        self._on_event: Callable[[object], None] | None = None
-        self._backlog: list[object] = []
+        EventDelivery.__init__(self)
         self._host = host
         self._remote = NameAddr(None, target)
         self._route = list(route)
@@ -198,18 +198,6 @@ class ClientSession:
         return f"<ClientSession {self.call_id} {self.state.name}>"
 
     # ---- application interface ------------------------------------------------------------
-
-    @property
-    def on_event(self) -> Callable[[object], None] | None:
-        return self._on_event
-
-    @on_event.setter
-    def on_event(self, callback: Callable[[object], None] | None) -> None:
-        # Events that happened before the application subscribed are delivered now.
-        self._on_event = callback
-        backlog, self._backlog = self._backlog, []
-        for event in backlog:
-            self._emit(event)
 
     def cancel(self) -> None:
         """Give up on the call before it is answered (§9.1); idempotent.
@@ -668,16 +656,6 @@ class ClientSession:
         self._host.pump()
 
     # ---- common ------------------------------------------------------------------------------
-
-    def _emit(self, event: object) -> None:
-        if self._on_event is None:
-            self._backlog.append(event)
-            return
-        try:
-            self._on_event(event)
-        except Exception:
-            # An application bug must not take the SIP stack down with it.
-            log.exception("on_event callback failed", extra={"call_id": self.call_id})
 
     def _sdp_or_none(self, message: Request | Response) -> SessionDescription | None:
         try:

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Protocol
 
+from .delivery import EventDelivery
 from .dialog import Dialog
 from .dtmf_info import DtmfInfoError, parse_dtmf_info
 from .events import (
@@ -96,7 +97,7 @@ def _parse_sdp(message: Request) -> SessionDescription | None:
     return SessionDescription.parse(message.body)
 
 
-class ServerSession:
+class ServerSession(EventDelivery):
     """One incoming call. Attributes are read-only for the application except the two
     callbacks `on_event` and `on_reoffer`."""
 
@@ -120,8 +121,7 @@ class ServerSession:
         self.dialog: Dialog | None = None
         self.local_tag = local_tag
         self.on_reoffer: Callable[[SessionDescription], SessionDescription] | None = None
-        self._on_event: Callable[[object], None] | None = None
-        self._backlog: list[object] = []
+        EventDelivery.__init__(self)
         self._host = host
         self._reply_to = reply_to
         self._rung = False
@@ -137,18 +137,6 @@ class ServerSession:
         return f"<ServerSession {self.call_id} {self.state.name}>"
 
     # ---- application interface ------------------------------------------------------------
-
-    @property
-    def on_event(self) -> Callable[[object], None] | None:
-        return self._on_event
-
-    @on_event.setter
-    def on_event(self, callback: Callable[[object], None] | None) -> None:
-        # Events that happened before the application subscribed are delivered now.
-        self._on_event = callback
-        backlog, self._backlog = self._backlog, []
-        for event in backlog:
-            self._emit(event)
 
     def ring(self) -> None:
         """Send 180 Ringing (creates the early dialog)."""
@@ -332,16 +320,6 @@ class ServerSession:
 
     def _reply(self, request: Request, status: int, reason: str | None = None) -> None:
         self._send(self._response(status, reason, request=request), request)
-
-    def _emit(self, event: object) -> None:
-        if self._on_event is None:
-            self._backlog.append(event)
-            return
-        try:
-            self._on_event(event)
-        except Exception:
-            # An application bug must not take the SIP stack down with it.
-            log.exception("on_event callback failed", extra={"call_id": self.call_id})
 
     def _sdp_or_none(self, message: Request) -> SessionDescription | None:
         try:

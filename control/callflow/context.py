@@ -182,5 +182,17 @@ class FlowContext:
             return interpolate(value, self.vars, spread_for_speech=speech)
         return value
 
+    async def run_events(self, action: Action, events: tuple[str, ...]) -> Outcome:
+        """Run the action's `events.<name>` handlers in order (those it has); END as soon
+        as one ends the flow or the call has ended."""
+        assert self.interpreter is not None
+        for event in events:
+            handler = action.children.get(f"events.{event}")
+            if handler and await self.interpreter.run_list(handler) is Outcome.END:
+                return Outcome.END
+            if self.port.ended:
+                return Outcome.END
+        return Outcome.NEXT
+
     def stop_on_key(self, action: Action) -> bool:
         return self.collecting or bool(action.params.get("stop_on_key"))

@@ -87,17 +87,6 @@ def _message(action: Action) -> list[str] | None:
     return [i for i in items if i.strip()] or None
 
 
-async def _handlers(action: Action, ctx: FlowContext, events: tuple[str, ...]) -> Outcome:
-    assert ctx.interpreter is not None
-    for event in events:
-        handler = action.children.get(f"events.{event}")
-        if handler and await ctx.interpreter.run_list(handler) is Outcome.END:
-            return Outcome.END
-        if ctx.port.ended:
-            return Outcome.END
-    return Outcome.NEXT
-
-
 async def _next_key(ctx: FlowContext, left: asyncio.Future[Any]) -> str | None:
     waiting: asyncio.Future[Any] = asyncio.ensure_future(ctx.port.next_digit(IDLE_S))
     try:
@@ -154,11 +143,11 @@ async def run(action: Action, ctx: FlowContext) -> Outcome:
         joined = service.join((call.app_id, call.subaccount_id), name, port, options)
     except JoinRefused as refused:
         ctx.vars.set_num_conference_participants(refused.num_participants)
-        return await _handlers(action, ctx, (refused.event, "on_enter_error"))
+        return await ctx.run_events(action, (refused.event, "on_enter_error"))
     p = joined.participant
     ctx.vars.set_num_conference_participants(joined.num_participants)
     try:
-        if await _handlers(action, ctx, joined.events) is Outcome.END:
+        if await ctx.run_events(action, joined.events) is Outcome.END:
             return Outcome.END
         await _take_part(ctx, p)
     finally:

@@ -50,10 +50,7 @@ async def run(action: Action, ctx: FlowContext) -> Outcome:
         await ctx.switchboard.dial(ctx.port.call, params)
     except DialRefused as exc:
         ctx.extra["last_dial_error"] = str(exc)
-        handler = action.children.get("events.on_error")
-        if handler:
-            assert ctx.interpreter is not None
-            return await ctx.interpreter.run_list(handler)
+        return await ctx.run_events(action, ("on_error",))
     return Outcome.NEXT
 
 

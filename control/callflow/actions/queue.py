@@ -46,22 +46,11 @@ EVENTS = ("on_enter", "on_enter_error_max_calls", "on_enter_error")
 QUEUE_EVENTS = ("offer", "poll", "poll_connect", "remove")
 
 
-async def _handlers(action: Action, ctx: FlowContext, events: tuple[str, ...]) -> Outcome:
-    assert ctx.interpreter is not None
-    for event in events:
-        handler = action.children.get(f"events.{event}")
-        if handler and await ctx.interpreter.run_list(handler) is Outcome.END:
-            return Outcome.END
-        if ctx.port.ended:
-            return Outcome.END
-    return Outcome.NEXT
-
-
 async def _failed(action: Action, ctx: FlowContext, name: str, exc: QueueError) -> Outcome:
     log.info("queue.action_failed", extra={
         "call_id": ctx.port.call.id, "queue": name, "queue_event": action.params["event"],
         "error": str(exc)})
-    return await _handlers(action, ctx, exc.events)
+    return await ctx.run_events(action, exc.events)
 
 
 def _max_calls(action: Action) -> float | None:
@@ -87,12 +76,12 @@ async def _offer(action: Action, ctx: FlowContext, service: QueueService, scope:
     except QueueError as exc:
         return await _failed(action, ctx, name, exc)
     if is_async:
-        if await _handlers(action, ctx, ("on_enter",)) is Outcome.END:
+        if await ctx.run_events(action, ("on_enter",)) is Outcome.END:
             return Outcome.END
         entry.start_music(yield_to_flow=True)
         return Outcome.NEXT
     try:
-        if await _handlers(action, ctx, ("on_enter",)) is Outcome.END:
+        if await ctx.run_events(action, ("on_enter",)) is Outcome.END:
             return Outcome.END
         await _wait(ctx, entry)
     finally:
