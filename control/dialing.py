@@ -11,7 +11,7 @@ Where a call goes (the spec's `no`):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from signaling.auth import Credentials
@@ -60,7 +60,6 @@ class DialRequest:
     detection: str = "none"
     parent_call_id: str | None = None
     subaccount_id: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def route_for(no: str, settings: Settings) -> Route:

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
@@ -57,7 +58,7 @@ class SipLeg(Protocol):
     def hangup(self) -> None: ...
 
 
-class CallSession:
+class CallSession(ABC):
     """One call from its first SIP message to its log record (and end_call)."""
 
     leg: SipLeg
@@ -92,18 +93,22 @@ class CallSession:
 
     # ---- direction-specific (subclasses) ----------------------------------------------
 
+    @abstractmethod
     async def run(self) -> None:
-        raise NotImplementedError
+        """Take the call from its first SIP message to its end; never raises."""
 
+    @abstractmethod
     async def answer(self) -> None:
-        raise NotImplementedError
+        """Connect the call (idempotent)."""
 
+    @abstractmethod
     async def reject(self, status: int, reason: str | None,
                      final: CallStatus | None = None) -> None:
-        raise NotImplementedError
+        """Refuse an unanswered call with SIP `status`; its final status is `final`."""
 
+    @abstractmethod
     async def hangup(self) -> None:
-        raise NotImplementedError
+        """End the call from our side."""
 
     async def _send_final_callback(self) -> None:
         """end_call, to the callback target in force; bare legs send none."""

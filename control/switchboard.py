@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from control.callflow.context import DialRefused
@@ -18,15 +19,10 @@ from control.dialing import DialError, DialRequest, parse_dial
 from control.transfer import Transfer
 
 if TYPE_CHECKING:
-    from control.outbound import OutboundSession
     from control.services import SwitchServices
     from control.session import CallSession
 
 log = logging.getLogger("voxswitch.switchboard")
-
-
-class CallGone(Exception):
-    """The call a transfer was asked for has ended."""
 
 
 class SwitchboardService:
@@ -86,11 +82,6 @@ class SwitchboardService:
         await transfer.stop()
         return True
 
-    def leg_of(self, call_id: str) -> OutboundSession | None:
-        """The far leg of the call's transfer in progress."""
-        transfer = self._transfers.get(call_id)
-        return transfer.leg if transfer is not None else None
-
     # ---- internals -------------------------------------------------------------------
 
     async def _run(self, call_id: str, transfer: Transfer) -> str:
@@ -102,12 +93,10 @@ class SwitchboardService:
     def _session(self, call: Call) -> CallSession:
         session = self._switch.find_session(call.id)
         if session is None or not call.is_live:
-            raise CallGone(call.id)
+            raise DialRefused(f"call {call.id} has ended")
         return session  # type: ignore[return-value]
 
 
 def _with(req: DialRequest, **changes: Any) -> DialRequest:
-    from dataclasses import replace
-
     return replace(req, **changes)
 

@@ -34,7 +34,7 @@ from enum import Enum
 from typing import Protocol
 
 from .auth import CHALLENGE_HEADERS, Credentials, DigestClient
-from .delivery import EventDelivery
+from .delivery import EventDelivery, answer_reoffer
 from .dialog import Dialog
 from .dtmf_info import DtmfInfoError, parse_dtmf_info
 from .events import (
@@ -588,28 +588,12 @@ class ClientSession(EventDelivery):
             response.headers.add("Retry-After", "1")
             self._send(response, request)
             return
-        try:
-            offer = _parse_sdp(request)
-        except SdpError:
-            self._reply(request, 488)
+        reoffer = answer_reoffer(request.body, self.local_sdp, self.on_reoffer, self.call_id)
+        if reoffer.status != 200:
+            self._reply(request, reoffer.status)  # the dialog and session stay as they were
             return
-        answer: SessionDescription | None
-        if offer is None:
-            # Offerless re-INVITE: our current description is the offer, the ACK answers.
-            answer = SessionDescription.parse(self.local_sdp) if self.local_sdp else None
-        elif self.on_reoffer is None:
-            self._reply(request, 488)
-            return
-        else:
-            try:
-                answer = self.on_reoffer(offer)
-            except NotAcceptable:
-                self._reply(request, 488)  # the dialog and session stay as they were
-                return
-            except Exception:
-                log.exception("on_reoffer failed", extra={"call_id": self.call_id})
-                self._reply(request, 500)
-                return
+        offer, answer = reoffer.offer, reoffer.answer
+        if offer is not None:
             self.remote_sdp = offer
         body = bytes(answer) if answer is not None else b""
         response = self._response(request, 200, body=body)

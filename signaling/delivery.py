@@ -1,14 +1,19 @@
-"""How an INVITE session (server or client usage) hands its events to the application.
+"""How an INVITE session (server or client usage) deals with the application: it hands
+it events (`EventDelivery`) and asks it to answer the peer's re-INVITE offers
+(`answer_reoffer`).
 
 Events that happen before the application subscribes are kept and delivered when it
 does (a CANCEL can arrive while the application is still setting the call up); an
-exception in the application's callback is logged, never raised into the stack.
+exception in the application's callbacks is logged, never raised into the stack.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+
+from .sdp import NotAcceptable, SessionDescription
 
 log = logging.getLogger("voxswitch.signaling.session")
 
@@ -42,3 +47,36 @@ class EventDelivery:
         except Exception:
             # An application bug must not take the SIP stack down with it.
             log.exception("on_event callback failed", extra={"call_id": self.call_id})
+
+
+@dataclass(frozen=True)
+class Reoffer:
+    """How to answer a re-INVITE (§14.2): `status` 200 with `answer` (None for an
+    offerless re-INVITE with nothing to offer), or 488/500 leaving the session as it was.
+    `offer` is the peer's, None when it sent none (its answer then comes in the ACK)."""
+
+    status: int
+    offer: SessionDescription | None = None
+    answer: SessionDescription | None = None
+
+
+def answer_reoffer(body: bytes, local_sdp: bytes | None,
+                   on_reoffer: Callable[[SessionDescription], SessionDescription] | None,
+                   call_id: str) -> Reoffer:
+    """The answer to a re-INVITE whose body is `body`, given our current `local_sdp`."""
+    try:
+        offer = SessionDescription.parse(body) if body else None
+    except ValueError:  # SdpError
+        return Reoffer(488)
+    if offer is None:
+        # Offerless re-INVITE: our current description is the offer, the ACK answers.
+        return Reoffer(200, None, SessionDescription.parse(local_sdp) if local_sdp else None)
+    if on_reoffer is None:
+        return Reoffer(488)
+    try:
+        return Reoffer(200, offer, on_reoffer(offer))
+    except NotAcceptable:
+        return Reoffer(488)
+    except Exception:
+        log.exception("on_reoffer failed", extra={"call_id": call_id})
+        return Reoffer(500)

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Protocol
 
-from .delivery import EventDelivery
+from .delivery import EventDelivery, answer_reoffer
 from .dialog import Dialog
 from .dtmf_info import DtmfInfoError, parse_dtmf_info
 from .events import (
@@ -43,7 +43,7 @@ from .events import (
 )
 from .headers import Via
 from .message import Request, Response, make_response
-from .sdp import NotAcceptable, SessionDescription
+from .sdp import SessionDescription
 from .transaction import is_ip_literal
 
 log = logging.getLogger("voxswitch.signaling.session")
@@ -379,28 +379,12 @@ class ServerSession(EventDelivery):
             response.headers.add("Retry-After", "1")
             self._send(response)
             return
-        try:
-            offer = _parse_sdp(request)
-        except ValueError:
-            self._reply(request, 488)
+        reoffer = answer_reoffer(request.body, self.local_sdp, self.on_reoffer, self.call_id)
+        if reoffer.status != 200:
+            self._reply(request, reoffer.status)  # the dialog and session stay as they were
             return
-        answer: SessionDescription | None
-        if offer is None:
-            # Offerless re-INVITE: our current description is the offer, the ACK answers.
-            answer = SessionDescription.parse(self.local_sdp) if self.local_sdp else None
-        elif self.on_reoffer is None:
-            self._reply(request, 488)
-            return
-        else:
-            try:
-                answer = self.on_reoffer(offer)
-            except NotAcceptable:
-                self._reply(request, 488)  # the dialog and session stay as they were
-                return
-            except Exception:
-                log.exception("on_reoffer failed", extra={"call_id": self.call_id})
-                self._reply(request, 500)
-                return
+        offer, answer = reoffer.offer, reoffer.answer
+        if offer is not None:
             self.remote_sdp = offer
         body = str(answer).encode() if answer is not None else b""
         response = self._response(

@@ -48,8 +48,7 @@ async def run(action: Action, ctx: FlowContext) -> Outcome:
     params["session_data"] = session_data(action, ctx)
     try:
         await ctx.switchboard.dial(ctx.port.call, params)
-    except DialRefused as exc:
-        ctx.extra["last_dial_error"] = str(exc)
+    except DialRefused:
         return await ctx.run_events(action, ("on_error",))
     return Outcome.NEXT
 
