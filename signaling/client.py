@@ -50,6 +50,7 @@ from .events import (
 )
 from .headers import NameAddr, Via
 from .message import Headers, Request, Response, make_response
+from .retransmit import Due, Pending2xx
 from .sdp import NotAcceptable, SdpError, SessionDescription
 from .session import SessionError
 from .transaction import is_ip_literal
@@ -187,11 +188,7 @@ class ClientSession(EventDelivery):
         self._ack_to: Destination | None = None
         self._end_reason = "local bye"
         # The 2xx to a re-INVITE, retransmitted until its ACK (§13.3.1.4); None when idle.
-        self._pending_2xx: Response | None = None
-        self._pending_request: Request | None = None
-        self._retransmit_at = 0.0
-        self._interval = 0.0
-        self._give_up_at = 0.0
+        self._pending_2xx: Pending2xx | None = None
         self._terminated = asyncio.Event()
 
     def __repr__(self) -> str:
@@ -261,7 +258,7 @@ class ClientSession(EventDelivery):
     def get_timer(self) -> float | None:
         deadlines = [self._cancel_deadline]
         if self._pending_2xx is not None:
-            deadlines += [self._retransmit_at, self._give_up_at]
+            deadlines.append(self._pending_2xx.deadline)
         return min((d for d in deadlines if d is not None), default=None)
 
     def handle_timer(self, now: float) -> None:
@@ -272,15 +269,15 @@ class ClientSession(EventDelivery):
                 if self._invite_key is not None:
                     self._host.abandon(self._invite_key)
                 self._fail(408, "Request Timeout (no final response after CANCEL)")
-        if self._pending_2xx is None:
+        pending = self._pending_2xx
+        if pending is None:
             return
-        if now >= self._give_up_at:
+        due = pending.due(now, self._host.t2)
+        if due is Due.GIVE_UP:
             self._ack_timed_out()
-        elif now >= self._retransmit_at:
+        elif due is Due.RETRANSMIT:
             assert self._destination is not None
-            self._host.respond(self._pending_2xx, self._destination, self._pending_request)
-            self._interval = min(2 * self._interval, self._host.t2)
-            self._retransmit_at = now + self._interval
+            self._host.respond(pending.response, self._destination, pending.request)
 
     def receive_response(self, response: Response, key: TransactionKey | None) -> None:
         """A response to one of our requests; `key` is None for a 2xx retransmission
@@ -308,9 +305,9 @@ class ClientSession(EventDelivery):
     def receive_ack(self, ack: Request) -> None:
         """The ACK for our 2xx to a re-INVITE."""
         pending = self._pending_2xx
-        if pending is None or ack.cseq.seq != pending.cseq.seq:
+        if pending is None or not pending.acked_by(ack):
             return
-        self._pending_2xx = self._pending_request = None
+        self._pending_2xx = None
         answer = self._sdp_or_none(ack)
         if answer is not None:
             self.remote_sdp = answer
@@ -605,17 +602,13 @@ class ClientSession(EventDelivery):
         self._emit(ReinviteReceived(offer, answer))
 
     def _start_2xx(self, response: Response, request: Request) -> None:
-        now = self._host.now()
-        self._pending_2xx, self._pending_request = response, request
-        self._interval = self._host.t1
-        # Over TCP the 2xx is not retransmitted; the ACK deadline stands.
-        unreliable = self.transport == "udp"
-        self._retransmit_at = now + self._interval if unreliable else float("inf")
-        self._give_up_at = now + 64 * self._host.t1
+        self._pending_2xx = Pending2xx.start(response, request, now=self._host.now(),
+                                             t1=self._host.t1,
+                                             reliable=self.transport != "udp")
 
     def _ack_timed_out(self) -> None:
         # §13.3.1.4: no ACK for our 2xx to the re-INVITE for 64*T1: end with BYE.
-        self._pending_2xx = self._pending_request = None
+        self._pending_2xx = None
         if self.state is ClientState.CONFIRMED:
             self._end_reason = "ack timeout"
             self._send_bye()
@@ -652,7 +645,7 @@ class ClientSession(EventDelivery):
         if self.state is ClientState.TERMINATED:
             return
         self.state = ClientState.TERMINATED
-        self._pending_2xx = self._pending_request = None
+        self._pending_2xx = None
         self._cancel_deadline = None
         if self.dialog is not None:
             self.dialog.terminate()

@@ -43,6 +43,7 @@ from .events import (
 )
 from .headers import Via
 from .message import Request, Response, make_response
+from .retransmit import Due, Pending2xx
 from .sdp import SessionDescription
 from .transaction import is_ip_literal
 
@@ -127,10 +128,7 @@ class ServerSession(EventDelivery):
         self._rung = False
         self._bye_after_ack = False
         # The 2xx the UAS core retransmits until its ACK (§13.3.1.4); None when idle.
-        self._pending_2xx: Response | None = None
-        self._retransmit_at = 0.0
-        self._interval = 0.0
-        self._give_up_at = 0.0
+        self._pending_2xx: Pending2xx | None = None
         self._terminated = asyncio.Event()
 
     def __repr__(self) -> str:
@@ -204,19 +202,17 @@ class ServerSession(EventDelivery):
     # ---- driven by the stack ----------------------------------------------------------------
 
     def get_timer(self) -> float | None:
-        if self._pending_2xx is None:
-            return None
-        return min(self._retransmit_at, self._give_up_at)
+        return None if self._pending_2xx is None else self._pending_2xx.deadline
 
     def handle_timer(self, now: float) -> None:
-        if self._pending_2xx is None:
+        pending = self._pending_2xx
+        if pending is None:
             return
-        if now >= self._give_up_at:
+        due = pending.due(now, self._host.t2)
+        if due is Due.GIVE_UP:
             self._ack_timed_out()
-        elif now >= self._retransmit_at:
-            self._host.respond(self._pending_2xx, self._reply_to, self.invite)
-            self._interval = min(2 * self._interval, self._host.t2)
-            self._retransmit_at = now + self._interval
+        elif due is Due.RETRANSMIT:
+            self._host.respond(pending.response, self._reply_to, pending.request)
 
     def receive_cancel(self) -> bool:
         """A CANCEL matched our INVITE transaction (§9.2); True if it cancelled the call.
@@ -230,7 +226,7 @@ class ServerSession(EventDelivery):
 
     def receive_ack(self, ack: Request) -> None:
         pending = self._pending_2xx
-        if pending is None or ack.cseq.seq != pending.cseq.seq:
+        if pending is None or not pending.acked_by(ack):
             return  # a retransmitted ACK, or one for an INVITE we already forgot
         self._pending_2xx = None
         answer = self._sdp_or_none(ack)
@@ -329,13 +325,9 @@ class ServerSession(EventDelivery):
             return None
 
     def _start_2xx(self, response: Response) -> None:
-        now = self._host.now()
-        self._pending_2xx = response
-        self._interval = self._host.t1
-        # Over TCP the 2xx is not retransmitted (as pjsip does); the ACK deadline stands.
-        unreliable = self.transport == "udp"
-        self._retransmit_at = now + self._interval if unreliable else float("inf")
-        self._give_up_at = now + 64 * self._host.t1
+        self._pending_2xx = Pending2xx.start(response, self.invite, now=self._host.now(),
+                                             t1=self._host.t1,
+                                             reliable=self.transport != "udp")
 
     def _ack_timed_out(self) -> None:
         # §13.3.1.4: no ACK for 64*T1 — the session is over; a BYE tells the peer.
