@@ -48,11 +48,11 @@ from .events import (
     SessionTerminated,
     TransactionKey,
 )
-from .headers import NameAddr, Via
+from .headers import NameAddr
 from .message import Headers, Request, Response, make_response
 from .retransmit import Due, Pending2xx
 from .sdp import NotAcceptable, SdpError, SessionDescription
-from .session import SessionError
+from .session import SessionError, UsageHost
 from .transaction import is_ip_literal
 from .uri import URI
 
@@ -77,36 +77,13 @@ class ClientState(Enum):
 _EARLY = (ClientState.CALLING, ClientState.PROCEEDING, ClientState.CANCELLING)
 
 
-class ClientHost(Protocol):
-    """What a client session needs from the stack."""
-
-    t1: float
-    t2: float
-
-    def now(self) -> float: ...
-
-    def send_request(
-        self, session: ClientSession, request: Request, destination: Destination
-    ) -> TransactionKey: ...
+class ClientHost(UsageHost["ClientSession"], Protocol):
+    """What a client session needs from the stack: what a server session does, and
+    stateless sends (ACK for a 2xx) and forgetting a transaction (after CANCEL)."""
 
     def send_stateless(self, message: Request, destination: Destination) -> None: ...
 
     def abandon(self, key: TransactionKey) -> None: ...
-
-    def respond(self, response: Response, destination: Destination,
-                request: Request | None = None) -> None: ...
-
-    def local_via(self, transport: str) -> Via: ...
-
-    def local_contact(self, transport: str) -> str: ...
-
-    def server_header(self) -> str: ...
-
-    def dialog_created(self, session: ClientSession) -> None: ...
-
-    def session_ended(self, session: ClientSession) -> None: ...
-
-    def pump(self) -> None: ...
 
 
 def make_cancel(invite: Request, user_agent: str | None = None) -> Request:

@@ -25,7 +25,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from enum import Enum
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from .delivery import EventDelivery, answer_reoffer
 from .dialog import Dialog
@@ -64,8 +64,11 @@ class SessionState(Enum):
     TERMINATED = "terminated"
 
 
-class SessionHost(Protocol):
-    """What a session needs from the stack."""
+S = TypeVar("S", contravariant=True)
+
+
+class UsageHost(Protocol[S]):
+    """What an INVITE session (of type S, server or client usage) needs from the stack."""
 
     t1: float
     t2: float
@@ -75,9 +78,8 @@ class SessionHost(Protocol):
     def respond(self, response: Response, destination: Destination,
                 request: Request | None = None) -> None: ...
 
-    def send_request(
-        self, session: ServerSession, request: Request, destination: Destination
-    ) -> TransactionKey: ...
+    def send_request(self, session: S, request: Request, destination: Destination
+                     ) -> TransactionKey: ...
 
     def local_via(self, transport: str) -> Via: ...
 
@@ -85,11 +87,14 @@ class SessionHost(Protocol):
 
     def server_header(self) -> str: ...
 
-    def dialog_created(self, session: ServerSession) -> None: ...
+    def dialog_created(self, session: S) -> None: ...
 
-    def session_ended(self, session: ServerSession) -> None: ...
+    def session_ended(self, session: S) -> None: ...
 
     def pump(self) -> None: ...
+
+
+SessionHost = UsageHost["ServerSession"]
 
 
 def _parse_sdp(message: Request) -> SessionDescription | None:
