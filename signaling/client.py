@@ -53,7 +53,7 @@ from .message import Headers, Request, Response, make_response
 from .retransmit import Due, Pending2xx
 from .sdp import NotAcceptable, SdpError, SessionDescription
 from .session import SessionError, UsageHost
-from .transaction import is_ip_literal
+from .transaction import is_ip_literal, same_hop_request
 from .uri import URI
 
 log = logging.getLogger("voxswitch.signaling.client")
@@ -87,21 +87,8 @@ class ClientHost(UsageHost["ClientSession"], Protocol):
 
 
 def make_cancel(invite: Request, user_agent: str | None = None) -> Request:
-    """CANCEL for `invite` (§9.1): its Request-URI, Call-ID, From, To, CSeq number, its
-    top Via alone (same branch) and its Route set."""
-    headers = Headers()
-    headers.add("Via", str(invite.top_via))
-    for route in invite.headers.getall("Route"):
-        headers.add("Route", route)
-    headers.add("Max-Forwards", "70")
-    headers.add("From", invite.headers.get("From") or "")
-    headers.add("To", invite.headers.get("To") or "")
-    headers.add("Call-ID", invite.call_id)
-    headers.add("CSeq", f"{invite.cseq.seq} CANCEL")
-    if user_agent:
-        headers.add("User-Agent", user_agent)
-    headers.add("Content-Length", "0")
-    return Request("CANCEL", invite.uri, headers)
+    """CANCEL for `invite` (§9.1): its To as sent (no tag)."""
+    return same_hop_request(invite, "CANCEL", invite.headers.get("To") or "", user_agent)
 
 
 def _parse_sdp(message: Request | Response) -> SessionDescription | None:

@@ -222,20 +222,30 @@ class Transaction:
     _timer_D = _timer_I = _timer_J = _timer_K = _timer_L = _timer_M = _terminate
 
 
-def make_ack(invite: Request, response: Response) -> Request:
-    """ACK for a non-2xx final response (§17.1.1.3): the INVITE's Request-URI, Call-ID,
-    From, CSeq number, top Via and Route set; To from the response (it carries the tag)."""
+def same_hop_request(invite: Request, method: str, to: str,
+                     user_agent: str | None = None) -> Request:
+    """A request that travels the INVITE's own hop (its ACK for a non-2xx, its CANCEL):
+    the INVITE's Request-URI, top Via alone (same branch), Route set, From, Call-ID and
+    CSeq number, with `method` and the To header `to`."""
     headers = Headers()
     headers.add("Via", str(invite.top_via))
     for route in invite.headers.getall("Route"):
         headers.add("Route", route)
     headers.add("Max-Forwards", "70")
     headers.add("From", invite.headers.get("From") or "")
-    headers.add("To", response.headers.get("To") or "")
+    headers.add("To", to)
     headers.add("Call-ID", invite.call_id)
-    headers.add("CSeq", f"{invite.cseq.seq} ACK")
+    headers.add("CSeq", f"{invite.cseq.seq} {method}")
+    if user_agent:
+        headers.add("User-Agent", user_agent)
     headers.add("Content-Length", "0")
-    return Request("ACK", invite.uri, headers)
+    return Request(method, invite.uri, headers)
+
+
+def make_ack(invite: Request, response: Response) -> Request:
+    """ACK for a non-2xx final response (§17.1.1.3); To from the response (it carries
+    the tag)."""
+    return same_hop_request(invite, "ACK", response.headers.get("To") or "")
 
 
 class ClientInviteTransaction(Transaction):
