@@ -169,18 +169,21 @@ class TtsEngine:
         # the old one made. Asked once per engine.
         async with self._version_lock:  # a burst of first calls asks only once
             if self._espeak_version is None:
-                stdout, _, rc = await self._exec(["--version"], b"")
+                stdout, _, rc = await self._exec(["--version"], None)
                 if rc != 0:
                     raise TtsError(f"{self.espeak} --version failed (exit status {rc})")
                 self._espeak_version = stdout.decode("utf-8", "replace").strip()
             return self._espeak_version
 
-    async def _exec(self, args: list[str], stdin: bytes) -> tuple[bytes, bytes, int]:
+    async def _exec(self, args: list[str], stdin: bytes | None) -> tuple[bytes, bytes, int]:
+        # No input: no stdin pipe at all. uvloop closes a child's pipes when it exits, and
+        # feeding even b"" to an exited child then raises RuntimeError instead of the
+        # BrokenPipeError asyncio's own loop gives (`--version` exits at once).
         try:
             proc = await asyncio.create_subprocess_exec(
                 self.espeak,
                 *args,
-                stdin=asyncio.subprocess.PIPE,
+                stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
             )
@@ -193,6 +196,13 @@ class TtsEngine:
             stdout, stderr = await asyncio.wait_for(proc.communicate(stdin), SYNTH_TIMEOUT_S)
         except TimeoutError as exc:
             raise TtsError(f"espeak-ng took longer than {SYNTH_TIMEOUT_S:g} s") from exc
+        except (BrokenPipeError, ConnectionResetError, RuntimeError) as exc:
+            # The child exited without reading its text (uvloop: RuntimeError on the
+            # closed pipe). Its exit status says why; the text was never spoken.
+            await proc.wait()
+            raise TtsError(
+                f"espeak-ng exited (status {proc.returncode}) before reading its text: {exc}"
+            ) from exc
         finally:
             # Timed out or cancelled: do not leave the child running or unreaped.
             if proc.returncode is None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import io
 import shutil
+import threading
 import wave
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
@@ -275,3 +277,61 @@ async def test_concurrency_is_bounded(tmp_path: Path, monkeypatch: pytest.Monkey
     assert peak == 2
     assert engine.syntheses == 6
     assert all(r.size == 800 for r in results)  # 0.1 s at 22.05 kHz → 0.1 s at 8 kHz
+
+
+def _under_uvloop_with_a_busy_gil(main: Callable[[], Awaitable[None]]) -> None:
+    """Run `main` the way the switch does (uvloop), while two threads hold the GIL as the
+    engine's clock does: a child that exits at once is then seen gone before its pipes
+    are fed, which is the order that used to break the first SAY of a switch."""
+    uvloop = pytest.importorskip("uvloop")
+    stop = threading.Event()
+
+    def busy() -> None:
+        while not stop.is_set():
+            sum(range(10_000))
+
+    threads = [threading.Thread(target=busy) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        uvloop.run(main())
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+
+
+def _fake_espeak(tmp_path: Path, body: str) -> Path:
+    fake = tmp_path / "fake-espeak"
+    fake.write_text(f'#!/bin/sh\nif [ "$1" = --version ]; then echo fake 1.0; exit 0; fi\n{body}\n')
+    fake.chmod(0o755)
+    return fake
+
+
+def test_version_of_a_child_that_exits_at_once_under_uvloop(tmp_path: Path) -> None:
+    fake = _fake_espeak(tmp_path, "exit 0")
+    versions: list[str] = []
+
+    async def main() -> None:
+        for i in range(40):
+            versions.append(await TtsEngine(tmp_path / str(i), espeak=str(fake))._version())
+
+    _under_uvloop_with_a_busy_gil(main)
+    assert versions == ["fake 1.0"] * 40
+
+
+def test_espeak_that_never_reads_its_text_is_a_tts_error_under_uvloop(tmp_path: Path) -> None:
+    fake = _fake_espeak(tmp_path, 'echo "no such voice" >&2\nexit 2')
+    errors: list[str] = []
+
+    async def main() -> None:
+        for i in range(20):
+            engine = TtsEngine(tmp_path / str(i), espeak=str(fake))
+            with pytest.raises(TtsError) as caught:
+                await engine.synthesize("x" * MAX_TEXT_CHARS)
+            errors.append(str(caught.value))
+
+    _under_uvloop_with_a_busy_gil(main)
+    # Whichever way the race went, the error names espeak-ng and its exit status.
+    named = ["espeak-ng" in e and ("no such voice" in e or "status 2" in e) for e in errors]
+    assert len(errors) == 20 and all(named), errors
