@@ -23,7 +23,7 @@ apt:
 	fi
 
 # setup.py and the .pyx too: the editable install compiles the kernel into the tree.
-$(STAMP): pyproject.toml setup.py media/dsp/_dtmf_kernel.pyx
+$(STAMP): pyproject.toml setup.py media/dsp/_dtmf_kernel.pyx media/_udpio.pyx
 	@$(MAKE) --no-print-directory apt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[dev]'
@@ -56,4 +56,4 @@ bench-quick: install
 	@for b in bench/[!_]*.py; do echo "== $$b" >&2; $(PY) $$b --quick || exit 1; done
 
 clean:
-	rm -rf $(VENV) voxswitch-data .pytest_cache build media/dsp/_dtmf_kernel.c media/dsp/*.so
+	rm -rf $(VENV) voxswitch-data .pytest_cache build media/dsp/_dtmf_kernel.c media/_udpio.c media/dsp/*.so media/*.so

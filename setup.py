@@ -1,7 +1,8 @@
 """Builds the compiled kernels; everything else is in pyproject.toml.
 
-The extension is optional: without a C compiler the install still succeeds and the
-detector falls back to its numpy reference (`DtmfDetector.kernel` says which runs).
+Both extensions are optional: without a C compiler the install still succeeds, the DTMF
+detector falls back to its numpy reference (`DtmfDetector.kernel` says which runs) and
+the RTP socket I/O to its Python one (`media.udpio.KERNEL`).
 """
 
 from Cython.Build import cythonize
@@ -15,7 +16,13 @@ setup(
                 ["media/dsp/_dtmf_kernel.pyx"],
                 extra_compile_args=["-O3"],
                 optional=True,
-            )
+            ),
+            Extension(
+                "media._udpio",
+                ["media/_udpio.pyx"],
+                extra_compile_args=["-O3"],
+                optional=True,
+            ),
         ],
         compiler_directives={"language_level": "3"},
     )

@@ -1,9 +1,10 @@
 """RTP receive path: Python cost per inbound media packet; prints JSON.
 
-What one packet costs from `datagram_received` on: header unpack, latching check, RTCP
-reception statistics (RFC 3550 A.1/A.3/A.8), the repacketiser when the peer's packet time
-is not 20 ms, the jitter buffer push, and the engine's pops of the frames it yields (one per
-20 ms). The socket itself is left out (the kernel's share is the same whatever we do).
+What one packet costs once the engine's receive set (`media.udpio`) hands it to its
+channel: header unpack, latching check, RTCP reception statistics (RFC 3550
+A.1/A.3/A.8), the repacketiser when the peer's packet time is not 20 ms, the jitter
+buffer push, and the engine's pops of the frames it yields (one per 20 ms). The socket
+itself is left out (bench/bridge.py measures it).
 Packets are fed in order; each repetition uses a fresh SSRC so the stream restarts cleanly.
 ``per_s_at_1000_calls_pct_core`` scales the cost to 1000 calls sending at their ptime.
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import struct
 import time
 from collections import deque
@@ -107,18 +108,6 @@ class _DtmfSend:
         self.timestamp = 0
 
 
-class _RtpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, channel: Channel) -> None:
-        self.channel = channel
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.channel._on_rtp(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable from a peer that went away: not our error, keep sending.
-        log.debug("RTP socket error on port %s: %s", self.channel.local_port, exc)
-
-
 class _RtcpProtocol(asyncio.DatagramProtocol):
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
@@ -153,7 +142,8 @@ class Channel:
         self._slot = -1  # index in the engine's per-tick arrays; set by the engine
         self._frame_bytes = engine.samples  # one G.711 frame is one byte per sample
         self._queue: deque[_Playback] = deque()
-        self._transport: asyncio.DatagramTransport | None = None
+        # The RTP socket: the engine reads it (`media.udpio`) and sends from it.
+        self._rtp_sock: socket.socket | None = None
         self._rtcp_transport: asyncio.DatagramTransport | None = None
         self._remote: Addr | None = None
         self._dest: Addr | None = None
@@ -423,9 +413,10 @@ class Channel:
         self._reset_rx()
         self.on_telephone_event = None
         self._on_digit = None
-        for transport in (self._transport, self._rtcp_transport):
-            if transport is not None:
-                transport.close()
+        if self._rtcp_transport is not None:
+            self._rtcp_transport.close()
+        if self._rtp_sock is not None:
+            self._rtp_sock.close()  # after `_detach`: out of the engine's receive set first
 
     # --- engine side: called once per tick for channels that are playing ---
 
@@ -652,8 +643,13 @@ class Channel:
     def _send_report(self, bye: bool = False) -> None:
         """Send SR (RTP sent since the last report) or RR, SDES CNAME, and BYE if `bye`."""
         dest = self._rtcp_destination()
-        transport = self._transport if self._rtcp_mux else self._rtcp_transport or self._transport
-        if dest is None or transport is None or transport.is_closing():
+        rtcp = self._rtcp_transport
+        sendto: Callable[[bytes, Addr], object] | None
+        if self._rtcp_mux or rtcp is None or rtcp.is_closing():
+            sendto = None if self._rtp_sock is None else self._rtp_sock.sendto
+        else:
+            sendto = rtcp.sendto
+        if dest is None or sendto is None or self._closed:
             return
         self._engine._sync_stats(self)
         stats = self._stats
@@ -671,7 +667,11 @@ class Channel:
         self._packets_at_report = stats.packets_out
         blocks = [self._rx_stats.report_block(now)] if self._rx_stats is not None else []
         report = build_report(stats.ssrc, self._cname, sender=sender, blocks=blocks, bye=bye)
-        transport.sendto(report, dest)
+        try:
+            sendto(report, dest)
+        except OSError as exc:  # a full buffer or a gone network: the next report will do
+            log.debug("RTCP report on %r not sent: %s", self, exc)
+            return
         self._reports += 1
         stats.rtcp_sent += 1
 

@@ -23,8 +23,14 @@ numpy call covers every channel. A tick (`tick(now)`) does, across all channels:
    sequence space; the event's own timestamp).
 
 Python work per channel per tick is one jitter-buffer pop (only while receiving), one
-bytes slice per playing channel and one slice plus `sendto` per sending channel;
-everything else is a handful of numpy calls per tick. The clock (`_run`) keeps absolute
+bytes slice per playing channel and one slice per sending channel; everything else is
+a handful of numpy calls per tick, and the sends are one C loop (`media.udpio`). Inbound,
+every channel's RTP socket is in one receive set whose descriptor the event loop
+watches: the loop wakes once for any number of ready sockets and the set hands each
+datagram to its channel (`Channel._on_rtp`), and each tick drains it once more first,
+so what arrived a moment ago is in this tick. (A datagram endpoint per channel would
+cost an event-loop callback per packet: most of a core at a thousand legs.) RTCP, a
+packet every few seconds, keeps a datagram endpoint per channel. The clock (`_run`) keeps absolute
 deadlines on the loop's clock (`time.monotonic`): a tick that starts late is counted, and
 if the loop falls more than `max_behind` ticks behind, the missed ticks are skipped (and
 counted) rather than run in a burst; RTP timestamps still advance by the skipped time.
@@ -50,9 +56,9 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from . import g711
+from . import g711, udpio
 from .bridge import Bridges
-from .channel import Addr, Channel, _DtmfSend, _Playback, _RtcpProtocol, _RtpProtocol
+from .channel import Addr, Channel, _DtmfSend, _Playback, _RtcpProtocol
 from .conference import MixGroup, MixGroups
 from .errors import BridgeError
 from .events import DigitSource
@@ -178,8 +184,16 @@ class MediaEngine:
         self._channels: list[Channel] = []
         self._in_frames: list[bytes] = []
         self._out_frames: list[bytes | memoryview] = []
-        self._sendto: list[Callable[[bytes, Addr], object]] = []
+        # Per slot: the RTP socket (and its descriptor) a channel sends from, and where
+        # to, as given and packed for the batch send (`media.udpio`).
+        self._socks: list[socket.socket] = []
+        self._fds: list[int] = []
         self._dests: list[Addr | None] = []
+        self._sockaddrs: list[bytes | None] = []
+        # Every channel's RTP socket in one receive set, read when the loop finds it
+        # readable and once more before each tick (`media.udpio`).
+        self._receiver = udpio.RtpSockets()
+        self._reader_loop: asyncio.AbstractEventLoop | None = None
         # Channels whose jitter buffer needs a pop each tick, and the playback each
         # playing channel reads from (dicts: ordered, O(1) removal, no per-tick lookups).
         self._rx_active: dict[Channel, JitterBuffer] = {}
@@ -281,26 +295,48 @@ class MediaEngine:
             jitter=JitterBuffer(depth_ms=self.jitter_ms, ptime_ms=round(self.ptime * 1000)),
         )
         try:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _RtpProtocol(channel), sock=rtp_sock
-            )
-            channel._transport = transport
             if rtcp_sock is not None:
                 rtcp, _ = await loop.create_datagram_endpoint(
                     lambda: _RtcpProtocol(channel), sock=rtcp_sock
                 )
                 channel._rtcp_transport = rtcp
+            self._receive_from(loop, rtp_sock, channel)
         except BaseException:
             rtp_sock.close()
             if rtcp_sock is not None:
                 rtcp_sock.close()
-            if channel._transport is not None:
-                channel._transport.close()
+            if channel._rtcp_transport is not None:
+                channel._rtcp_transport.close()
             raise
-        # Send on the raw socket, not through the transport: a datagram the kernel can't
-        # take right now is stale by the next tick, so it is dropped, never buffered.
-        self._attach(channel, rtp_sock.sendto)
+        # Sent from the raw socket, never through a transport: a datagram the kernel
+        # can't take right now is stale by the next tick, so it is dropped, not buffered.
+        channel._rtp_sock = rtp_sock
+        self._attach(channel, rtp_sock)
         return channel
+
+    def _receive_from(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, channel: Channel
+    ) -> None:
+        self._receiver.add(sock, channel._on_rtp)
+        if self._reader_loop is None:
+            loop.add_reader(self._receiver.fileno(), self._drain)
+            self._reader_loop = loop
+
+    def _stop_receiving(self, sock: socket.socket) -> None:
+        if sock.fileno() < 0:
+            return
+        self._receiver.remove(sock)
+        loop = self._reader_loop
+        if not len(self._receiver) and loop is not None:
+            self._reader_loop = None
+            if not loop.is_closed():
+                loop.remove_reader(self._receiver.fileno())
+
+    def _drain(self) -> None:
+        try:
+            self._receiver.drain()
+        except OSError:
+            log.exception("reading the RTP sockets failed")
 
     # --- the clock ---
 
@@ -335,6 +371,8 @@ class MediaEngine:
 
     def tick(self, now: float) -> None:
         """Run one media tick for all channels and send its packets."""
+        # What arrived since the loop last looked is due in this tick, not the next.
+        self._drain()
         self._in_tick = True
         try:
             self._transmit(self._render(now))
@@ -548,19 +586,19 @@ class MediaEngine:
         return out
 
     def _transmit(self, datagrams: list[bytes]) -> None:
+        # Full socket buffer, unreachable network, socket closed mid-tick: a real-time
+        # packet is dropped and counted, never retried.
         rows = self._tx_rows
-        if rows is None:
-            sendtos: Sequence[Callable[[bytes, Addr], object]] = self._sendto
-            dests: Sequence[Addr | None] = self._dests
-        else:
-            sendtos = [self._sendto[r] for r in rows]
-            dests = [self._dests[r] for r in rows]
-        for sendto, data, dest in zip(sendtos, datagrams, dests, strict=False):
+        errors, unsent = udpio.send_batch(
+            datagrams, self._socks, self._fds, self._sockaddrs, self._dests, rows
+        )
+        self.stats.send_errors += errors
+        for i in unsent or ():
+            # A destination that is a host name: Python's sendto resolves it.
+            slot = i if rows is None else rows[i]
             try:
-                sendto(data, dest)  # type: ignore[arg-type]
+                self._socks[slot].sendto(datagrams[i], self._dests[slot])  # type: ignore[arg-type]
             except OSError:
-                # Full socket buffer, unreachable network, socket closed mid-tick: a
-                # real-time packet is dropped and counted, never retried.
                 self.stats.send_errors += 1
 
     # --- slots ---
@@ -589,7 +627,7 @@ class MediaEngine:
 
     _SLOT_ARRAYS = ("_seq", "_ts", "_pt", "_marker", "_sending", "_pkts_out", "_codec", "_pkt")
 
-    def _attach(self, channel: Channel, sendto: Callable[[bytes, Addr], object]) -> None:
+    def _attach(self, channel: Channel, sock: socket.socket) -> None:
         slot = len(self._channels)
         if slot == self._capacity:
             self._alloc(2 * self._capacity)
@@ -597,8 +635,10 @@ class MediaEngine:
         self._channels.append(channel)
         self._in_frames.append(channel._silence_in)
         self._out_frames.append(self._zero_frame)
-        self._sendto.append(sendto)
+        self._socks.append(sock)
+        self._fds.append(sock.fileno())
         self._dests.append(None)
+        self._sockaddrs.append(None)
         # RFC 3550 §5.1: random initial sequence number and timestamp.
         self._seq[slot] = random.getrandbits(16)
         self._ts[slot] = random.getrandbits(32)
@@ -616,6 +656,9 @@ class MediaEngine:
         slot = channel._slot
         if slot < 0:
             return
+        # Out of the receive set at once, even mid-tick: the socket closes next, and its
+        # descriptor number may come back as another channel's.
+        self._stop_receiving(self._socks[slot])
         if self._sending[slot]:
             self._sending[slot] = False
             self._n_sending -= 1
@@ -641,16 +684,20 @@ class MediaEngine:
             self._channels[slot] = moved
             self._in_frames[slot] = self._in_frames[last]
             self._out_frames[slot] = self._out_frames[last]
-            self._sendto[slot] = self._sendto[last]
+            self._socks[slot] = self._socks[last]
+            self._fds[slot] = self._fds[last]
             self._dests[slot] = self._dests[last]
+            self._sockaddrs[slot] = self._sockaddrs[last]
             moved._slot = slot
             if self._dtmf is not None:
                 self._move_detector_row(last, slot)
         self._channels.pop()
         self._in_frames.pop()
         self._out_frames.pop()
-        self._sendto.pop()
+        self._socks.pop()
+        self._fds.pop()
         self._dests.pop()
+        self._sockaddrs.pop()
         channel._slot = -1
         self._groups_dirty = True
         self._mixing.slots_moved()
@@ -688,7 +735,7 @@ class MediaEngine:
         if self._codec[slot] != codec:
             self._codec[slot] = codec
             self._groups_dirty = True
-        self._dests[slot] = channel._dest
+        self._set_destination(channel)
         was, now = bool(self._sending[slot]), channel._send
         if now and not was:
             # A new talk-spurt (stream start, or resume after hold): RFC 3551 §4.1 marker.
@@ -741,8 +788,12 @@ class MediaEngine:
             self._inband.discard(channel)
 
     def _set_destination(self, channel: Channel) -> None:
-        if channel._slot >= 0:
-            self._dests[channel._slot] = channel._dest
+        slot = channel._slot
+        if slot >= 0:
+            dest = channel._dest
+            self._dests[slot] = dest
+            sock = self._socks[slot]
+            self._sockaddrs[slot] = None if dest is None else udpio.pack_sockaddr(sock.family, dest)
 
     def _playing_changed(self, channel: Channel) -> None:
         # Playback advances only while the channel sends: a prompt queued during hold

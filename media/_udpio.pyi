@@ -1,0 +1,23 @@
+"""Types of the compiled RTP socket I/O (`_udpio.pyx`); see `media.udpio`."""
+
+import socket
+from collections.abc import Callable
+from typing import Any
+
+class RtpSockets:
+    datagrams: int
+    errors: int
+    truncated: int
+    def fileno(self) -> int: ...
+    def __len__(self) -> int: ...
+    def add(self, sock: socket.socket, callback: Callable[[bytes, Any], None]) -> None: ...
+    def remove(self, sock: socket.socket) -> None: ...
+    def drain(self, max_per_socket: int = 32) -> int: ...
+    def close(self) -> None: ...
+
+def send_batch(
+    datagrams: list[bytes],
+    fds: list[int],
+    sockaddrs: list[bytes | None],
+    rows: list[int] | None,
+) -> tuple[int, list[int] | None]: ...

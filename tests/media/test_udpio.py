@@ -1,0 +1,300 @@
+"""The engine's RTP socket I/O (`media.udpio`): the receive set and the batch send, both
+the compiled kernel and the Python reference, on real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from media import g711, udpio
+from media.engine import MediaEngine
+from media.rtp import RtpPacket, pack_header
+from tests.support.udp import UdpPeer, until
+
+
+@pytest.fixture(params=["c", "python"])
+def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run the test with the compiled I/O and with the Python one (an engine made while
+    the fixture is active uses the chosen one too)."""
+    if request.param == "c":
+        if udpio.KERNEL != "c":
+            pytest.fail(f"the compiled RTP I/O is not built ({udpio._compiled_error}): run make")
+    else:
+        monkeypatch.setattr(udpio, "KERNEL", "python")
+        monkeypatch.setattr(udpio, "RtpSockets", udpio.PyRtpSockets)
+    yield request.param
+
+
+def bound(family: int = socket.AF_INET, host: str = "127.0.0.1") -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.bind((host, 0))
+    sock.setblocking(False)
+    return sock
+
+
+class Sink:
+    """A receive callback that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[bytes, Any]] = []
+
+    def __call__(self, data: bytes, addr: Any) -> None:
+        self.got.append((data, addr))
+
+
+def wait_readable(rx: Any, timeout: float = 2.0) -> None:
+    import select
+
+    ready, _, _ = select.select([rx.fileno()], [], [], timeout)
+    assert ready, "the receive set never became readable"
+
+
+def test_each_datagram_reaches_its_sockets_callback_with_its_source(kernel: str) -> None:
+    rx = udpio.RtpSockets()
+    a, b, peer = bound(), bound(), bound()
+    sink_a, sink_b = Sink(), Sink()
+    rx.add(a, sink_a)
+    rx.add(b, sink_b)
+    peer.sendto(b"one", a.getsockname())
+    peer.sendto(b"two", b.getsockname())
+    peer.sendto(b"three", a.getsockname())
+    wait_readable(rx)
+    assert rx.drain() == 3
+    source = peer.getsockname()
+    assert sink_a.got == [(b"one", source), (b"three", source)]
+    assert sink_b.got == [(b"two", source)]
+    assert rx.datagrams == 3 and len(rx) == 2
+    assert rx.drain() == 0  # nothing left: the set is not readable any more
+    for s in (a, b, peer):
+        s.close()
+
+
+def test_the_address_follows_a_new_source(kernel: str) -> None:
+    rx = udpio.RtpSockets()
+    a, p1, p2 = bound(), bound(), bound()
+    sink = Sink()
+    rx.add(a, sink)
+    for peer in (p1, p2, p1):
+        peer.sendto(b"x", a.getsockname())
+    wait_readable(rx)
+    rx.drain()
+    assert [addr for _, addr in sink.got] == [p1.getsockname(), p2.getsockname(), p1.getsockname()]
+    for s in (a, p1, p2):
+        s.close()
+
+
+def test_one_flooded_socket_gets_at_most_its_share_per_drain(kernel: str) -> None:
+    rx = udpio.RtpSockets()
+    a, b, peer = bound(), bound(), bound()
+    sink_a, sink_b = Sink(), Sink()
+    rx.add(a, sink_a)
+    rx.add(b, sink_b)
+    for i in range(40):
+        peer.sendto(bytes([i]), a.getsockname())
+    peer.sendto(b"b", b.getsockname())
+    wait_readable(rx)
+    assert rx.drain(max_per_socket=32) == 33
+    assert len(sink_a.got) == 32 and len(sink_b.got) == 1
+    assert rx.drain(max_per_socket=32) == 8
+    assert [d for d, _ in sink_a.got] == [bytes([i]) for i in range(40)]  # in order, none lost
+    for s in (a, b, peer):
+        s.close()
+
+
+def test_a_large_datagram_arrives_whole(kernel: str) -> None:
+    rx = udpio.RtpSockets()
+    a, peer = bound(), bound()
+    sink = Sink()
+    rx.add(a, sink)
+    big = bytes(range(256)) * 36  # 9216 bytes: a jumbo frame's worth
+    peer.sendto(big, a.getsockname())
+    wait_readable(rx)
+    rx.drain()
+    assert sink.got == [(big, peer.getsockname())] and rx.truncated == 0
+    a.close()
+    peer.close()
+
+
+def test_a_callback_that_removes_its_socket_gets_nothing_more(kernel: str) -> None:
+    rx = udpio.RtpSockets()
+    a, peer = bound(), bound()
+    got: list[bytes] = []
+
+    def once(data: bytes, addr: Any) -> None:
+        got.append(data)
+        rx.remove(a)
+
+    rx.add(a, once)
+    for _ in range(5):
+        peer.sendto(b"p", a.getsockname())
+    wait_readable(rx)
+    rx.drain()
+    assert got == [b"p"] and len(rx) == 0
+    a.close()
+    peer.close()
+
+
+def test_a_reused_descriptor_is_not_delivered_to_the_old_callback(kernel: str) -> None:
+    rx = udpio.RtpSockets()
+    old, peer = bound(), bound()
+    old_sink, new_sink = Sink(), Sink()
+    rx.add(old, old_sink)
+    fd = old.fileno()
+    rx.remove(old)
+    old.close()
+    new = bound()
+    assert new.fileno() == fd  # the lowest free descriptor comes straight back
+    rx.add(new, new_sink)
+    peer.sendto(b"new", new.getsockname())
+    wait_readable(rx)
+    rx.drain()
+    assert old_sink.got == [] and new_sink.got == [(b"new", peer.getsockname())]
+    new.close()
+    peer.close()
+
+
+def test_a_failing_callback_is_logged_and_the_others_still_get_theirs(
+    kernel: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    rx = udpio.RtpSockets()
+    a, b, peer = bound(), bound(), bound()
+    sink = Sink()
+
+    def broken(data: bytes, addr: Any) -> None:
+        raise RuntimeError("channel bug")
+
+    rx.add(a, broken)
+    rx.add(b, sink)
+    peer.sendto(b"1", a.getsockname())
+    peer.sendto(b"2", a.getsockname())
+    peer.sendto(b"3", b.getsockname())
+    wait_readable(rx)
+    with caplog.at_level(logging.ERROR):
+        assert rx.drain() == 3
+    assert sink.got == [(b"3", peer.getsockname())]
+    assert sum("receive callback failed" in r.getMessage() for r in caplog.records) == 2
+    for s in (a, b, peer):
+        s.close()
+
+
+def test_adding_a_socket_twice_is_refused(kernel: str) -> None:
+    rx = udpio.RtpSockets()
+    a = bound()
+    rx.add(a, Sink())
+    with pytest.raises(ValueError, match="already in the receive set"):
+        rx.add(a, Sink())
+    rx.remove(a)
+    rx.remove(a)  # idempotent
+    a.close()
+
+
+def test_ipv6_sources_have_the_shape_recvfrom_gives(kernel: str) -> None:
+    try:
+        a, peer = bound(socket.AF_INET6, "::1"), bound(socket.AF_INET6, "::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    rx = udpio.RtpSockets()
+    sink = Sink()
+    rx.add(a, sink)
+    peer.sendto(b"v6", a.getsockname())
+    wait_readable(rx)
+    rx.drain()
+    assert sink.got == [(b"v6", peer.getsockname())]  # (host, port, flowinfo, scope_id)
+    a.close()
+    peer.close()
+
+
+# --- send ---
+
+
+def test_pack_sockaddr() -> None:
+    v4 = udpio.pack_sockaddr(socket.AF_INET, ("127.0.0.1", 4000))
+    assert v4 is not None and len(v4) == 16 and v4[2:8] == b"\x0f\xa0\x7f\x00\x00\x01"
+    v6 = udpio.pack_sockaddr(socket.AF_INET6, ("::1", 4000))
+    assert v6 is not None and len(v6) == 28 and v6[2:4] == b"\x0f\xa0" and v6[23] == 1
+    assert udpio.pack_sockaddr(socket.AF_INET, ("media.example.com", 4000)) is None
+    assert udpio.pack_sockaddr(socket.AF_INET, ("127.0.0.1", 70000)) is None
+    assert udpio.pack_sockaddr(socket.AF_INET6, ("127.0.0.1", 4000)) is None
+
+
+def test_send_batch_sends_each_row_from_its_socket(kernel: str) -> None:
+    socks = [bound() for _ in range(3)]
+    peers = [bound() for _ in range(3)]
+    dests = [p.getsockname() for p in peers]
+    packed = [udpio.pack_sockaddr(socket.AF_INET, d) for d in dests]
+    fds = [s.fileno() for s in socks]
+    errors, unsent = udpio.send_batch([b"a", b"b", b"c"], socks, fds, packed, dests, None)
+    assert (errors, unsent) == (0, None)
+    errors, unsent = udpio.send_batch([b"B", b"C"], socks, fds, packed, dests, [1, 2])
+    assert (errors, unsent) == (0, None)
+    got = [[(d, a) for d, a in drain(p)] for p in peers]
+    names = [s.getsockname() for s in socks]
+    assert got == [[(b"a", names[0])], [(b"b", names[1]), (b"B", names[1])],
+                   [(b"c", names[2]), (b"C", names[2])]]
+    for s in socks + peers:
+        s.close()
+
+
+def test_send_batch_counts_errors_and_returns_the_rows_it_cannot_address(kernel: str) -> None:
+    socks = [bound() for _ in range(3)]
+    peer = bound()
+    dest = peer.getsockname()
+    dests = [dest, ("media.example.com", 4000), dest]
+    packed = [udpio.pack_sockaddr(socket.AF_INET, d) for d in dests]
+    fds = [s.fileno() for s in socks]
+    too_big = bytes(70_000)  # past the UDP limit: EMSGSIZE
+    errors, unsent = udpio.send_batch([b"ok", b"named", too_big], socks, fds, packed, dests, None)
+    assert (errors, unsent) == (1, [1])
+    assert [d for d, _ in drain(peer)] == [b"ok"]
+    for s in [*socks, peer]:
+        s.close()
+
+
+def drain(sock: socket.socket) -> list[tuple[bytes, Any]]:
+    out = []
+    while True:
+        try:
+            out.append(sock.recvfrom(65536))
+        except BlockingIOError:
+            return out
+
+
+# --- through the engine ---
+
+
+async def test_engine_receives_without_its_clock_and_stops_reading_closed_channels(
+    kernel: str, peer: UdpPeer
+) -> None:
+    engine = MediaEngine(port_range=(0, 0))
+    a, b = await engine.open_channel(), await engine.open_channel()
+    for ch in (a, b):
+        ch.configure(remote=peer.addr, payload_type=g711.PCMU, latch=False)
+    frame = g711.encode(g711.PCMU, np.full(160, 1000, np.int16))
+    for seq in range(3):
+        peer.send(pack_header(g711.PCMU, False, seq, 160 * seq, 0x1234) + frame, a.local_port)
+    await until(lambda: a.stats.packets_in == 3)  # delivered by the loop, no tick ran
+    assert len(engine._receiver) == 2
+    a.close()
+    assert len(engine._receiver) == 1
+    b.close()
+    assert len(engine._receiver) == 0 and engine._reader_loop is None
+
+
+async def test_engine_sends_to_a_named_destination_through_the_resolver(
+    kernel: str, peer: UdpPeer
+) -> None:
+    engine = MediaEngine(port_range=(0, 0))
+    ch = await engine.open_channel()
+    ch.configure(remote=("localhost", peer.addr[1]), payload_type=g711.PCMU, latch=False)
+    for i in range(3):
+        engine.tick(i * 0.02)
+    packets: list[RtpPacket] = []
+    await until(lambda: bool(packets.extend(peer.drain())) or len(packets) == 3)
+    assert [p.header.payload_type for p in packets] == [g711.PCMU] * 3
+    assert engine.stats.send_errors == 0
+    ch.close()
