@@ -9,13 +9,14 @@ numpy call covers every channel. A tick (`tick(now)`) does, across all channels:
    (N, 160) uint8 array and decoded with the G.711 tables into `pcm_in` (N, 160) int16;
 2. detect: the in-band DTMF detector runs over the rows of channels that want digits
    and received audio this tick (one batched call); then each registered hook gets
-   (channels, pcm_in) — VAD, recorder;
+   (channels, pcm_in) — VAD, AMD;
 3. route: each channel's output is the next frame of its playback queue, or silence;
    then, while any mix group has members, the conference mixer (`media.dsp.mixer`)
    adds to each listening member's row the sum of its group's other talkers (one
    batch for all groups, see `media.conference`), and while any two-party bridge is up,
    each bridged channel's row becomes its partner's input row, plus its own playback
-   when it plays (one gather for all bridges, see `media.bridge`);
+   when it plays (one gather for all bridges, see `media.bridge`); then each output
+   hook gets (channels, pcm_in, pcm_out) — the recorder (`media.recorder`);
 4. encode per codec into the payload column of a structured (N,) packet array whose
    big-endian header fields are written as whole columns, then cut the array's bytes
    into datagrams and send each from its channel's socket. A channel sending RFC 4733
@@ -72,6 +73,16 @@ DetectHook = Callable[[Sequence[Channel], npt.NDArray[np.int16]], None]
 
 `pcm_in` is the engine's own (N, 160) int16 buffer, overwritten next tick: copy what you
 keep. A row is silence when its channel received nothing (A-law silence decodes to +8).
+"""
+
+OutputHook = Callable[
+    [Sequence[Channel], npt.NDArray[np.int16], npt.NDArray[np.int16]], None
+]
+"""Called every tick after routing with the live channels, their decoded input and the
+output rendered for them (what each is sent, whatever its source), row i = channels[i].
+
+Both arrays are the engine's, read-only to the hook and overwritten next tick: copy what
+you keep. An output row is rendered even while its channel does not send (then silence).
 """
 
 _CODEC_ORDER = (g711.PCMU, g711.PCMA)
@@ -178,6 +189,7 @@ class MediaEngine:
         self.max_behind = max_behind
         self.stats = EngineStats()
         self.detect_hooks: list[DetectHook] = []
+        self.output_hooks: list[OutputHook] = []
         self._last_tick_at = 0.0  # loop time of the last tick (RTCP pairs RTP with wallclock)
         self._packet_size = 12 + self.samples
         self._zero_frame = bytes(2 * self.samples)
@@ -279,6 +291,13 @@ class MediaEngine:
     def remove_detect_hook(self, hook: DetectHook) -> None:
         with contextlib.suppress(ValueError):
             self.detect_hooks.remove(hook)
+
+    def add_output_hook(self, hook: OutputHook) -> None:
+        self.output_hooks.append(hook)
+
+    def remove_output_hook(self, hook: OutputHook) -> None:
+        with contextlib.suppress(ValueError):
+            self.output_hooks.remove(hook)
 
     async def open_channel(self) -> Channel:
         """Bind an RTP port (and RTCP on port+1 when free) and return a new channel."""
@@ -410,6 +429,8 @@ class MediaEngine:
             pcm_out = self._route(n)
             if self._mixing.active or bridging:
                 pcm_out = self._mix(n, pcm_out, played, playing)
+            if self.output_hooks:
+                self._run_output_hooks(n, pcm_out)
             return self._packetise(n, pcm_out)
         finally:
             cost = (time.perf_counter() - t0) * 1e6
@@ -465,6 +486,14 @@ class MediaEngine:
                     hook(channels, pcm_in)
                 except Exception:
                     log.exception("detect hook %r failed", hook)
+
+    def _run_output_hooks(self, n: int, pcm_out: npt.NDArray[np.int16]) -> None:
+        channels, pcm_in = self._channels, self._pcm_in[:n]
+        for hook in tuple(self.output_hooks):
+            try:
+                hook(channels, pcm_in, pcm_out)
+            except Exception:
+                log.exception("output hook %r failed", hook)
 
     def _detect_dtmf(self, pcm_in: npt.NDArray[np.int16], rows: list[int], now: float) -> None:
         assert self._dtmf is not None  # channels detect only when there is a detector
