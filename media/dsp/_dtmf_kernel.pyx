@@ -37,13 +37,15 @@ cdef class Kernel:
     cdef int hops, sub, nseq, keep
     cdef float gate, level
     cdef double normal_twist, reverse_twist, peak, harmonic, intermod, energy_ratio
-    cdef double pure_ratio, rise, rate
+    cdef double pure_ratio, rise, rate, series
     cdef float growth, floor_min
     cdef int min_run, max_miss, near_memory
     cdef double gap_subs, dip_enter, dip_leave, sub_fraction
     cdef double max_step[NF]
     cdef double max_drift[NF]
     cdef double near_step[NF]
+    cdef double strict_step[NF]
+    cdef bint use_diff[16]
     cdef cplx win_rot[WIN][NF]
     cdef cplx leak[WIN][16]
     cdef cplx cross[WIN][16][2]
@@ -86,8 +88,8 @@ cdef class Kernel:
         self, *, int hops, int sub, double gate, double level, max_step, win_rot,
         check_basis, leak, cross, max_drift, near_step, int near_memory, hann, freqs,
         double rate, double normal_twist, double reverse_twist,
-        double peak, double harmonic, double intermod, double energy_ratio,
-        double pure_ratio, double rise,
+        double peak, double harmonic, double intermod, strict_step, double series, use_diff,
+        double energy_ratio, double pure_ratio, double rise,
         float growth, float floor_min, int lag, int min_run, double gap_subs,
         double dip_enter, double dip_leave, int max_miss, double sub_fraction,
     ):
@@ -102,7 +104,7 @@ cdef class Kernel:
             raise ValueError(f"the kernel is built for a floor lag of {LAG} sub-blocks")
         self.pure_ratio, self.rise, self.growth, self.floor_min = pure_ratio, rise, growth, floor_min
         self.near_memory = near_memory
-        self.intermod, self.rate = intermod, rate
+        self.intermod, self.rate, self.series = intermod, rate, series
         self.min_run, self.gap_subs, self.max_miss = min_run, gap_subs, max_miss
         self.dip_enter, self.dip_leave, self.sub_fraction = dip_enter, dip_leave, sub_fraction
         cdef int i, f
@@ -110,7 +112,10 @@ cdef class Kernel:
             self.max_step[f] = max_step[f]
             self.max_drift[f] = max_drift[f]
             self.near_step[f] = near_step[f]
+            self.strict_step[f] = strict_step[f]
             self.freqs[f] = freqs[f]
+        for f in range(16):
+            self.use_diff[f] = use_diff[f] != 0
         for i in range(WIN):
             for f in range(NF):
                 self.win_rot[i][f] = win_rot[i, f]
@@ -434,34 +439,45 @@ cdef class Kernel:
     cdef bint _intermods_ok(
         self, const short *fr, const short *tp, int h, int key, const double *theta
     ) noexcept nogil:
-        """Nothing at 2·low - high and 2·high - low within `intermod` of the weaker tone
-        (see `DtmfDetector._intermods_ok`): Hann-tapered DFTs of window `h`'s raw samples
-        at the tones' measured frequencies and those two (Goertzel's recurrence)."""
+        """Nothing at 2·low - high and 2·high - low within `intermod` of the weaker tone, and
+        for a key off by more than the strict tolerance, those two and high - low (where it
+        is clear of the low tone) `series` down in all (see `DtmfDetector._intermods_ok`):
+        Hann-tapered DFTs of window `h`'s raw samples at the tones' measured frequencies
+        and those three (Goertzel's recurrence)."""
         cdef int sub = self.sub, keep = self.keep, n = WIN * sub, i, t, at
         cdef double step = self.rate / (2 * M_PI * sub)
         cdef double low = self.freqs[key // 4] + theta[0] * step
         cdef double high = self.freqs[4 + key % 4] + theta[1] * step
-        cdef double coeff[4]
-        cdef double s0[4]
-        cdef double s1[4]
-        cdef double s2[4]
-        cdef double power[4]
-        cdef double x
+        cdef double coeff[5]
+        cdef double s0[5]
+        cdef double s1[5]
+        cdef double s2[5]
+        cdef double power[5]
+        cdef double x, weaker, total
         coeff[0], coeff[1] = 2 * cos(2 * M_PI * low / self.rate), 2 * cos(2 * M_PI * high / self.rate)
         coeff[2] = 2 * cos(2 * M_PI * (2 * low - high) / self.rate)  # cos is even: |2·low - high|
         coeff[3] = 2 * cos(2 * M_PI * (2 * high - low) / self.rate)
-        for i in range(4):
+        coeff[4] = 2 * cos(2 * M_PI * (high - low) / self.rate)
+        for i in range(5):
             s1[i] = s2[i] = 0.0
         for t in range(n):
             at = h * sub + t
             x = (tp[at] if at < keep else fr[at - keep]) * self.hann[t]
-            for i in range(4):
+            for i in range(5):
                 s0[i] = x + coeff[i] * s1[i] - s2[i]
                 s2[i] = s1[i]
                 s1[i] = s0[i]
-        for i in range(4):
+        for i in range(5):
             power[i] = s1[i] * s1[i] + s2[i] * s2[i] - coeff[i] * s1[i] * s2[i]
-        return max(power[2], power[3]) <= self.intermod * min(power[0], power[1])
+        weaker = min(power[0], power[1])
+        if max(power[2], power[3]) > self.intermod * weaker:
+            return False
+        if fabs(theta[0]) <= self.strict_step[key // 4] and (
+            fabs(theta[1]) <= self.strict_step[4 + key % 4]
+        ):
+            return True
+        total = power[2] + power[3] + (power[4] if self.use_diff[key] else 0.0)
+        return total <= self.series * weaker
 
     cdef int _step(
         self, Py_ssize_t s, const short *fr, const short *tp, int *onset_key

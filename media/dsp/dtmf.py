@@ -53,7 +53,13 @@ tone that fills the window.
    (a run that starts again because its tones drifted keeps that taint); and the window
    that makes the onset has nothing at 2·low - high and 2·high - low, where two
    harmonics of one voice have their neighbours (`INTERMOD_DB`, Hann-tapered DFTs at
-   the measured frequencies; the kernel works them out only for that window). It is
+   the measured frequencies; the kernel works them out only for that window), and if
+   either tone is over `STRICT_TOL` (1 %) off nominal, those two and high - low (also
+   a harmonic of the voice) hold Q.23's -20 dB for unwanted components in all
+   (`SERIES_DB`): two neighbouring harmonics of a high voice (f0 over ~150 Hz, where a
+   formant can put most of a vowel's energy on just two) fit a key's pair only pulled
+   1.37 % off or more (4:5 of 238 Hz on "*"; 3:4 and 2:3 need 1.85 and 2.2 %), and
+   harmonics further apart have others between them that `PURE_RATIO` sees. It is
    then held until `GAP_SUBS` sub-blocks' worth of its tones' amplitude has gone missing
    in one dip, measured on the 5 ms sub-blocks against the tones' level while held
    (so the break's length is measured to ~1 ms, not to a 5 ms hop): breaks up to 12 ms
@@ -106,6 +112,18 @@ HARMONIC_DB = -10.0
 INTERMOD_DB = -12.0
 """At most this (dB, against the weaker tone) at 2·low - high and 2·high - low, where two
 harmonics of one voice have their neighbours in the series."""
+STRICT_TOL = 0.01
+"""A key measured further off nominal than this (either tone) must meet `SERIES_DB` as well:
+twice the spread of a nominal key's measured offset under speech, music or 15 dB of noise
+(≤ 0.5 %), and below the 1.37 % that the closest fit of two neighbouring harmonics of a
+voice over 150 Hz (4:5 of 238 Hz on "*") needs on both tones."""
+SERIES_DB = -20.0
+"""At most this (dB, against the weaker tone) in all at 2·low - high, 2·high - low and
+high - low, for a key off by more than `STRICT_TOL`: Q.23's unwanted components are 20 dB
+down."""
+DIFF_CLEAR_HZ = 150.0
+"""high - low is left out of the `SERIES_DB` sum where it lies this close to the low tone
+(keys 2, 3, 6, B and C), inside the 20 ms window's leakage of that tone."""
 ENERGY_RATIO = 0.85
 MIN_RUN = 3
 """Valid windows in a row to accept a key."""
@@ -212,6 +230,9 @@ class DtmfDetector:
         self._max_drift = (2 * np.pi * DRIFT * sub / rate * _FREQS).astype(np.float32)
         self._near_step = (2 * np.pi * NEAR_TOL * sub / rate * _FREQS).astype(np.float32)
         self._max_step = (2 * np.pi * FREQ_TOL * sub / rate * _FREQS).astype(np.float32)
+        self._strict_step = (2 * np.pi * STRICT_TOL * sub / rate * _FREQS).astype(np.float32)
+        low_hz, high_hz = _FREQS[pairs[:, 0]], _FREQS[pairs[:, 1]]
+        self._use_diff = np.abs(high_hz - 2 * low_hz) >= DIFF_CLEAR_HZ  # per key
         # Gate: |Σ u_k e^{-jθk}|² ≤ subs·Σ|u_k|² bounds a tone's power at any frequency
         # (Cauchy-Schwarz); the 5 ms droop within FREQ_TOL is at most sinc² of max_step.
         droop = float(np.sinc(self._max_step.max() / (2 * np.pi)) ** 2)
@@ -239,6 +260,9 @@ class DtmfDetector:
                 peak=_db(PEAK_DB),
                 harmonic=_db(HARMONIC_DB),
                 intermod=_db(INTERMOD_DB),
+                strict_step=self._strict_step.astype(np.float64),
+                series=_db(SERIES_DB),
+                use_diff=self._use_diff.astype(np.uint8),
                 energy_ratio=ENERGY_RATIO,
                 pure_ratio=PURE_RATIO,
                 rise=_db(RISE_DB),
@@ -525,21 +549,30 @@ class DtmfDetector:
 
     def _intermods_ok(self, win: F32, sel: Idx, theta: F32) -> npt.NDArray[np.bool_]:
         """Neither 2·low - high nor 2·high - low within `INTERMOD_DB` of the weaker tone, for
-        (K, window) raw windows, the tones' (K, 2) bins and phase steps.
+        (K, window) raw windows, the tones' (K, 2) bins and phase steps; and for a key off
+        by more than `STRICT_TOL`, those two and high - low `SERIES_DB` down in all.
 
         Two harmonics of a voice (its pitch f0 = their spacing over a whole number) have
-        more of its harmonics there; a key has nothing there but a trace of distortion
-        (Q.23 keeps unwanted components 20 dB down). Each is a Hann-tapered DFT of the
-        window at the frequency the tones are measured at, so the tones 268-936 Hz away
-        leak into it at under -45 dB."""
+        more of its harmonics there: high - low is a whole number of f0 too. A key has
+        nothing there but a trace of distortion (Q.23 keeps unwanted components 20 dB
+        down). Two neighbouring harmonics of a high voice (f0 over ~150 Hz) land on a key's
+        pair only pulled more than `STRICT_TOL` off nominal, so there Q.23's limit holds
+        at all three.
+        Each is a Hann-tapered DFT of the window at the frequency the tones are measured
+        at, so the tones 268-936 Hz away leak into it at under -45 dB (high - low only
+        where it is `DIFF_CLEAR_HZ` from the low tone)."""
         k = win.shape[0]
         x = win.reshape(k, -1).astype(np.float64) * self._hann
         freq = _FREQS[sel] + theta * (self.rate / (2 * np.pi * self.sub))
         low, high = freq[:, 0], freq[:, 1]
-        at = np.stack([low, high, np.abs(2 * low - high), 2 * high - low], axis=1)
+        at = np.stack([low, high, np.abs(2 * low - high), 2 * high - low, high - low], axis=1)
         dft = np.einsum("kn,kfn->kf", x, np.exp(-2j * np.pi * at[..., None] * self._t_win))
         p = dft.real**2 + dft.imag**2
-        return np.maximum(p[:, 2], p[:, 3]) <= _db(INTERMOD_DB) * np.minimum(p[:, 0], p[:, 1])
+        weaker = np.minimum(p[:, 0], p[:, 1])
+        ok = np.maximum(p[:, 2], p[:, 3]) <= _db(INTERMOD_DB) * weaker
+        strict = (np.abs(theta) > self._strict_step[sel]).any(axis=1)
+        series = p[:, 2] + p[:, 3] + p[:, 4] * self._use_diff[4 * sel[:, 0] + sel[:, 1] - 4]
+        return ok & (~strict | (series <= _db(SERIES_DB) * weaker))
 
     def _debounce(
         self,

@@ -2,8 +2,8 @@
 
 The traffic is seeded and deliberately hard: keys at and beyond every Q.24 edge (offset,
 twist, level, duration, breaks), keys over noise and over each other, chirps, harmonic
-stacks, late-joining, gliding and impure pairs that reach the screening and onset
-checks, slots analysed in changing subsets, moved and reset. `test_dtmf_detector.py`
+stacks, late-joining, gliding and impure pairs (off nominal too) that reach the screening
+and onset checks, slots analysed in changing subsets, moved and reset. `test_dtmf_detector.py`
 runs each of its limit tests with both kernels too.
 """
 
@@ -56,10 +56,14 @@ def distractor(seconds: float, rng: np.random.Generator) -> np.ndarray:
         offset = np.linspace(*rng.uniform(-0.05, 0.05, 2), n)
         x = np.sin(2 * np.pi * np.cumsum(low * (1 + offset)) / RATE)
         x += np.sin(2 * np.pi * np.cumsum(high * (1 - offset)) / RATE)
-    else:  # a key with a third tone 6-16 dB under it, anywhere or where a voice's would be
-        third = rng.choice([rng.uniform(300, 2000), abs(2 * low - high), 2 * high - low])
+    else:  # a key (up to 2.5 % off) with a third tone 6-22 dB under it, anywhere or where a
+        # voice's would be
+        low, high = low * (1 + rng.uniform(-0.025, 0.025)), high * (1 + rng.uniform(-0.025, 0.025))
+        third = rng.choice(
+            [rng.uniform(300, 2000), abs(2 * low - high), 2 * high - low, high - low]
+        )
         x = np.sin(2 * np.pi * low * t) + np.sin(2 * np.pi * high * t)
-        x += 10 ** (-rng.uniform(6, 16) / 20) * np.sin(2 * np.pi * third * t)
+        x += 10 ** (-rng.uniform(6, 22) / 20) * np.sin(2 * np.pi * third * t)
     return (rng.uniform(1000, 8000) * x).astype(np.int32)
 
 
