@@ -257,6 +257,7 @@ class Call:
             "service": "programmable_voice",
             "lrn": None,
             "queues": list(self.queue_visits),  # voxswitch: its stays in call queues
+            "recordings": list(self.recordings),  # voxswitch: {name, id} as in callbacks
         }
 
 

@@ -12,6 +12,7 @@ from control.callflow.client import CallbackClient
 from control.calls import CallRegistry
 from control.conferences import ConferenceService
 from control.queues import QueueService
+from control.recordings import RecordingService
 from control.storage import Storage
 from media.audio import AudioLoader
 from media.engine import MediaEngine
@@ -43,6 +44,7 @@ class SwitchServices(Protocol):
     engine: MediaEngine
     conferences: ConferenceService
     queues: QueueService
+    recordings: RecordingService
     stack: SipStack
     settings: Settings
 

@@ -87,6 +87,7 @@ class CallSession(ABC):
             self.loop.ctx.conferences = switch.conferences
             self.loop.ctx.queues = switch.queues
             self.loop.ctx.switchboard = switch.switchboard
+            self.loop.ctx.recordings = switch.recordings
         call.control = RestControl(self)
         # Called once the call has ended and its log is saved (owners: transfers, queues).
         self.on_finished: list[Callable[[CallSession], None]] = []
@@ -187,6 +188,10 @@ class CallSession(ABC):
             self._flow_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._flow_task
+        try:  # saved before the call log and end_call name them
+            await self.switch.recordings.stop_call(self.call)
+        except Exception:
+            log.exception("call.recordings_stop_failed", extra={"call_id": self.call.id})
         if self.channel is not None:
             self.channel.close()
         # Only reached without a final status when something above gave up early.

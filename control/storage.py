@@ -1,4 +1,4 @@
-"""SQLite storage for call flow configurations and call logs.
+"""SQLite storage for call flow configurations, call logs and the recordings index.
 
 Theory of operation: one `sqlite3` connection lives on one dedicated worker thread
 (a single-thread executor), and every method ships its work there, so the event loop
@@ -52,7 +52,31 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
         "CREATE INDEX call_logs_start_time ON call_logs (start_time, call_id)",
     ),
+    # 2: the recordings index (the files are under <data dir>/recordings)
+    (
+        """CREATE TABLE recordings (
+            id TEXT PRIMARY KEY,
+            call_id TEXT NOT NULL,
+            name TEXT NOT NULL,               -- the RECORD action's name ('' if none)
+            grp TEXT NOT NULL,                -- the spec's `group`
+            app_id TEXT,
+            subaccount_id INTEGER NOT NULL DEFAULT 0,
+            caller_no TEXT,
+            direction TEXT,
+            start_time INTEGER NOT NULL,      -- epoch milliseconds, UTC
+            end_time INTEGER,                 -- NULL while recording
+            duration_ms INTEGER NOT NULL DEFAULT 0,
+            channels INTEGER NOT NULL,
+            path TEXT NOT NULL,
+            status TEXT NOT NULL              -- recording, completed, failed
+        )""",
+        "CREATE INDEX recordings_start_time ON recordings (start_time, id)",
+        "CREATE INDEX recordings_call_id ON recordings (call_id)",
+    ),
 ]
+
+RECORDING_COLUMNS = ("id", "call_id", "name", "grp", "app_id", "subaccount_id", "caller_no",
+                     "direction", "start_time", "channels", "path")
 
 
 class StorageError(Exception):
@@ -63,6 +87,10 @@ def _to_ms(ts: datetime) -> int:
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)
     return int(ts.timestamp() * 1000)
+
+
+def _from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def _parse_time(value: Any) -> datetime:
@@ -298,6 +326,77 @@ class Storage:
         args.append(limit + 1)  # one more than asked tells us whether it was truncated
         rows = await self._call(lambda: self._db().execute(sql, args).fetchall())
         return [json.loads(row[0]) for row in rows[:limit]], len(rows) > limit
+
+    # -- recordings -----------------------------------------------------------------------
+
+    async def add_recording(self, row: dict[str, Any]) -> None:
+        """Index a recording that has just started (`RECORDING_COLUMNS`; status
+        'recording')."""
+        values = {**row, "start_time": _to_ms(row["start_time"])}
+        await self._call(lambda: self._db().execute(
+            f"INSERT INTO recordings ({', '.join(RECORDING_COLUMNS)}, status) VALUES "
+            f"({', '.join(':' + c for c in RECORDING_COLUMNS)}, 'recording')", values))
+
+    async def finish_recording(self, recording_id: str, end: datetime, duration_ms: int,
+                               status: str) -> None:
+        await self._call(lambda: self._db().execute(
+            "UPDATE recordings SET end_time = ?, duration_ms = ?, status = ? WHERE id = ?",
+            (_to_ms(end), duration_ms, status, recording_id)))
+
+    async def get_recording(self, recording_id: str) -> dict[str, Any] | None:
+        rows = await self._recordings("id = ?", [recording_id], 1)
+        return rows[0] if rows else None
+
+    async def delete_recording(self, recording_id: str) -> bool:
+        cursor = await self._call(lambda: self._db().execute(
+            "DELETE FROM recordings WHERE id = ?", (recording_id,)))
+        return cursor.rowcount > 0
+
+    async def recordings_in_status(self, status: str) -> list[dict[str, Any]]:
+        return await self._recordings("status = ?", [status], None)
+
+    async def list_recordings(
+        self,
+        begin: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        call_id: str | None = None,
+        group: str | None = None,
+        caller_no: str | None = None,
+        direction: str | None = None,
+        limit: int = 1000,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Recordings that started in [begin, end), oldest first, and whether more
+        matched than `limit`."""
+        where: list[str] = []
+        args: list[Any] = []
+        if begin is not None:
+            where.append("start_time >= ?")
+            args.append(_to_ms(begin))
+        if end is not None:
+            where.append("start_time < ?")
+            args.append(_to_ms(end))
+        for column, value in (("call_id", call_id), ("grp", group), ("caller_no", caller_no),
+                              ("direction", direction)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        rows = await self._recordings(" AND ".join(where) or "1", args, limit + 1)
+        return rows[:limit], len(rows) > limit
+
+    async def _recordings(self, where: str, args: list[Any],
+                          limit: int | None) -> list[dict[str, Any]]:
+        sql = f"SELECT * FROM recordings WHERE {where} ORDER BY start_time, id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        rows = await self._call(lambda: self._db().execute(sql, args).fetchall())
+        out = []
+        for row in rows:
+            item = dict(row)
+            item["start_time"] = _from_ms(item["start_time"])
+            item["end_time"] = None if item["end_time"] is None else _from_ms(item["end_time"])
+            out.append(item)
+        return out
 
     # -- the worker thread ----------------------------------------------------------------
 

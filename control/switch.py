@@ -19,6 +19,7 @@ from control.dialer import Dialer
 from control.flowconfig import CallFlowConfig
 from control.inbound import InboundSession
 from control.queues import QueueService
+from control.recordings import RecordingService
 from control.session import CallSession
 from control.settings import Settings
 from control.storage import Storage
@@ -47,6 +48,8 @@ class Switch:
         self.engine = MediaEngine(host=settings.sip_listen.host, port_range=settings.rtp_ports)
         self.conferences = ConferenceService(self.engine)  # conferences: shared by flows + API
         self.queues = QueueService(self.engine)  # call queues: shared by flows + API
+        self.recordings = RecordingService(self.engine, self.storage,
+                                           settings.data_dir / "recordings")
         self.stack = SipStack(settings.sip_listen.host, settings.sip_listen.port,
                               on_invite=self._on_invite, user_agent=USER_AGENT)
         self.sessions: set[CallSession] = set()
@@ -73,6 +76,7 @@ class Switch:
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await self.storage.open()
+        await self.recordings.recover()  # what a crash left open is closed and listed
         self._http = aiohttp.ClientSession()
         self._callbacks = CallbackClient(self._http, USER_AGENT)
         await self.engine.start()
@@ -86,7 +90,7 @@ class Switch:
         ctx = ApiContext(api_key=self.settings.api_key or "", registry=self.registry,
                          storage=self.storage, app_id=self.settings.app_id,
                          conferences=self.conferences, switchboard=self.switchboard,
-                         queues=self.queues)
+                         queues=self.queues, recordings=self.recordings)
         app.add_subapp("/v1", build_api(ctx))
         demo.add_routes(app, lambda: self.http_url)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -125,6 +129,7 @@ class Switch:
         for task in tasks:
             task.cancel()
         await self.stack.stop()
+        await self.recordings.close()
         await self.engine.stop()
         if self._runner is not None:
             await self._runner.cleanup()

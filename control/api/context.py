@@ -10,6 +10,7 @@ from aiohttp import web
 from control.calls import CallRegistry
 from control.conferences import ConferenceService
 from control.queues import QueueService
+from control.recordings import RecordingService
 from control.storage import Storage
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ class ApiContext:
     queues: QueueService | None = None
     # placing calls (Dials/Connect, Actions/Transfer); None: the API places none
     switchboard: SwitchboardService | None = None
+    # call recordings (Actions/Recording, History/Recordings); None: the API has none
+    recordings: RecordingService | None = None
 
 
 CONTEXT = web.AppKey("voxswitch_api_context", ApiContext)

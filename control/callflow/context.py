@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from control.calls import Call
     from control.conferences import ConferenceService
     from control.queues import QueueService
+    from control.recordings import RecordingService
 
 
 class Outcome(Enum):
@@ -172,6 +173,8 @@ class FlowContext:
     queues: QueueService | None = None
     # the switch's outbound side (DIAL, TRANSFER, QUEUE); None where there is none
     switchboard: Switchboard | None = None
+    # the switch's call recordings (RECORD); None where a switch records none
+    recordings: RecordingService | None = None
 
     def param(self, action: Action, name: str, *, speech: bool = False) -> Any:
         """A param's value, with `${…}` interpolated where the spec marks it with *."""

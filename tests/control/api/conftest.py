@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,14 +51,6 @@ def clock() -> FakeClock:
 @pytest.fixture
 def registry(clock: FakeClock) -> CallRegistry:
     return CallRegistry(clock=clock)
-
-
-@pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    store = Storage(tmp_path / "voxswitch.db")
-    await store.open()
-    yield store
-    await store.close()
 
 
 @pytest.fixture
