@@ -87,6 +87,15 @@ class CallControl(Protocol):
         """Play the optional message items, then transfer the call to `no` (Call
         Transfer); the call's flow goes on when the transfer ends."""
 
+    async def start_recording(self, group: str | None, pre_message: list[str] | None,
+                              message: list[str] | None) -> None:
+        """Start a new recording (Start Recording): `pre_message` plays before it starts,
+        `message` once it has. Without a pre_message it starts before this returns and
+        raises `control.recordings.RecordingRefused` when it can't."""
+
+    async def recording(self, what: str) -> None:
+        """"pause", "resume" or "stop" the call's open recordings (a no-op if none)."""
+
 
 def iso(ts: datetime | None) -> str | None:
     """ISO 8601 in UTC with milliseconds and a Z, as in the spec's examples."""

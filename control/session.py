@@ -33,6 +33,7 @@ from control.callflow.interpreter import compile_actions
 from control.callflow.loop import CallFlowLoop
 from control.calls import Call, CallStatus, HangupEnd
 from control.flowconfig import CallbackTarget, CallFlowConfig
+from control.recordings import RecordingRefused
 from media.errors import AudioFetchError, MediaError, UnsupportedVoice
 from media.events import DigitReceived
 from signaling.dtmf_info import parse_dtmf_info
@@ -47,6 +48,7 @@ log = logging.getLogger("voxswitch.session")
 
 DTMF_PREFIX = "dtmf://"
 AUDIO_PREFIXES = ("http://", "https://", "file://")
+REST_RECORDING = "rest_recording"  # the `name` of recordings started by REST Start
 
 
 class SipLeg(Protocol):
@@ -498,6 +500,37 @@ class RestControl:
             params["caller_id_no"] = caller_id_no
         self._session.inject([*message_actions(message),
                               {"type": "TRANSFER", "params": params}])
+
+    async def start_recording(self, group: str | None, pre_message: list[str] | None,
+                              message: list[str] | None) -> None:
+        if pre_message:
+            self._spawn(self._record_after(group, pre_message, message))
+            return
+        await self._session.switch.recordings.start(self._session, group, REST_RECORDING)
+        if message:
+            self._spawn(self._session.play_message(message))
+
+    async def _record_after(self, group: str | None, pre_message: list[str],
+                            message: list[str] | None) -> None:
+        session = self._session
+        await session.play_message(pre_message)
+        try:
+            await session.switch.recordings.start(session, group, REST_RECORDING)
+        except RecordingRefused as exc:
+            log.warning("recording.refused", extra={"call_id": session.call.id,
+                                                    "error": str(exc)})
+            return
+        if message:
+            await session.play_message(message)
+
+    async def recording(self, what: str) -> None:
+        service, call = self._session.switch.recordings, self._session.call
+        if what == "stop":
+            await service.stop(call)
+        elif what == "pause":
+            service.pause(call)
+        else:
+            service.resume(call)
 
     async def set_session_data(self, data: dict[str, Any]) -> None:
         self._session.call.session_data = data

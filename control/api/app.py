@@ -24,6 +24,7 @@ from control.api import (
     livecalls,
     openapi,
     queues,
+    recordings,
 )
 from control.api.context import CONTEXT, ApiContext
 from control.api.errors import ApiError, new_ref_id
@@ -39,6 +40,7 @@ RESOURCES: tuple[RouteTable, ...] = (
     queues.routes,  # before livecalls: /LiveCalls/Queues is not a call id either
     livecalls.routes,
     liveactions.routes,
+    recordings.routes,
     dials.routes,
     history.routes,
     openapi.routes,

@@ -85,6 +85,14 @@ QUEUE_EMPTY = ErrorPreset(
     "The queue is empty. No call was found.",
     "The queue is empty. No call was found.",
 )
+# The spec lists no code of its own for a recording; its general "no longer exists" code.
+RECORDING_NOT_FOUND = ErrorPreset(
+    404,
+    404002,
+    "Not Found",
+    "No recording has this ID: it is wrong, or the recording was deleted.",
+    "The requested recording was not found.",
+)
 DATABASE = ErrorPreset(500, 500102, "Database Error", "", "A storage error occurred.")
 UNCAUGHT = ErrorPreset(
     500,
@@ -208,6 +216,12 @@ class ApiError(Exception):
     def queue_empty(cls) -> ApiError:
         """404713."""
         return cls.from_preset(QUEUE_EMPTY)
+
+    @classmethod
+    def recording_not_found(cls, recording_id: str) -> ApiError:
+        return cls.from_preset(RECORDING_NOT_FOUND,
+                               help=f"No recording {recording_id!r}: the ID is wrong, or the "
+                               "recording was deleted.")
 
     @classmethod
     def database(cls, detail: str) -> ApiError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -81,6 +81,15 @@ LIST_PARAMS = (
 )
 
 
+def date_range(request: web.Request) -> tuple[datetime, datetime]:
+    """[begin_date, end_date): by default the hour up to now; 400001 when empty."""
+    end = datetime_param(request, "end_date", utcnow())
+    begin = datetime_param(request, "begin_date", end - DEFAULT_SPAN)
+    if begin >= end:
+        raise ApiError.validation("begin_date", "must be earlier than end_date")
+    return begin, end
+
+
 def _directions(request: web.Request) -> list[str] | None:
     items = list_param(request, "direction", separators=",|")
     if not items:
@@ -101,11 +110,7 @@ def _directions(request: web.Request) -> list[str] | None:
 async def list_call_logs(request: web.Request) -> web.Response:
     """Logs whose call started in [begin_date, end_date), oldest first. When more than
     1,000 match, `next_block_uri` repeats the query from just after the last one."""
-    now = utcnow()
-    end = datetime_param(request, "end_date", now)
-    begin = datetime_param(request, "begin_date", end - DEFAULT_SPAN)
-    if begin >= end:
-        raise ApiError.validation("begin_date", "must be earlier than end_date")
+    begin, end = date_range(request)
     directions = _directions(request)
     connect_time = int_param(request, "connect_time", None, lo=0)
     kind = choice_param(request, "type", TYPES, "voice")

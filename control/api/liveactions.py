@@ -105,7 +105,8 @@ SESSION_DATA_SCHEMA: Schema = {
 }
 
 
-def _control(request: web.Request) -> CallControl:
+def live_control(request: web.Request) -> CallControl:
+    """The `CallControl` of the live call `{call_id}` names; 404404 when there is none."""
     call_id = request.match_info["call_id"]
     call = context(request).registry.get_live(call_id)
     if call is None or call.control is None:
@@ -113,7 +114,7 @@ def _control(request: web.Request) -> CallControl:
     return call.control
 
 
-def _object(body: Any, required: bool = False) -> dict[str, Any]:
+def body_object(body: Any, required: bool = False) -> dict[str, Any]:
     if body is None and not required:
         return {}
     if not isinstance(body, dict):
@@ -189,8 +190,8 @@ def collect_options(body: dict[str, Any]) -> dict[str, Any]:
 )
 async def collect_digits(request: web.Request) -> web.Response:
     """The digits are sent to `callback.url` as a callback request with `key_presses`."""
-    control = _control(request)
-    body = _object(await json_body(request), required=True)
+    control = live_control(request)
+    body = body_object(await json_body(request), required=True)
     message = message_items(body.get("message"), "message")
     await control.collect(message, collect_options(body))
     return web.Response(status=204)
@@ -218,8 +219,8 @@ def stop_what(body: dict[str, Any]) -> str:
     responses={204: None},
 )
 async def stop_actions(request: web.Request) -> web.Response:
-    control = _control(request)
-    what = stop_what(_object(await json_body(request, required=False)))
+    control = live_control(request)
+    what = stop_what(body_object(await json_body(request, required=False)))
     await control.stop(what)
     return web.Response(status=204)
 
@@ -234,8 +235,8 @@ async def stop_actions(request: web.Request) -> web.Response:
 )
 async def tell(request: web.Request) -> web.Response:
     """`message` (the spec's table) and `messages` (its example) are both accepted."""
-    control = _control(request)
-    body = _object(await json_body(request), required=True)
+    control = live_control(request)
+    body = body_object(await json_body(request), required=True)
     if body.get("message") is not None and body.get("messages") is not None:
         raise ApiError.validation("message", "and messages are the same field; give one")
     field = "messages" if body.get("messages") is not None else "message"
@@ -276,7 +277,7 @@ def inject_actions(body: Any) -> list[dict[str, Any]]:
 )
 async def inject_actions_list(request: web.Request) -> web.Response:
     """Any callback-response action is accepted, including assignments."""
-    control = _control(request)
+    control = live_control(request)
     actions = inject_actions(await json_body(request))
     await control.inject(actions)
     return web.Response(status=204)
@@ -292,7 +293,7 @@ async def inject_actions_list(request: web.Request) -> web.Response:
 )
 async def modify_session_data(request: web.Request) -> web.Response:
     """The body is the new session_data; actions already running keep the old values."""
-    control = _control(request)
+    control = live_control(request)
     data = await json_body(request)
     if not isinstance(data, dict):
         raise ApiError.validation("session_data", "must be a JSON object")
@@ -318,8 +319,8 @@ async def transfer_call(request: web.Request) -> web.Response:
     """The running actions stop; the message plays, the far leg rings (the caller hears
     ringback or its early media) and the two are bridged. When the far leg hangs up or
     never connects, the call's flow goes on with a live_call callback."""
-    control = _control(request)
-    body = _object(await json_body(request), required=True)
+    control = live_control(request)
+    body = body_object(await json_body(request), required=True)
     message = message_items(body.get("message"), "message")
     call = body.get("call")
     if not isinstance(call, dict):

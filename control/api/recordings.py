@@ -1,0 +1,240 @@
+"""Recordings: Start/Pause/Resume/Stop Recording on a live call, and the Recordings
+methods under /History (list, by call, one recording, download, delete).
+
+Choices where the spec is silent:
+- `GET /History/Recordings/{call_id}` is also one recording's detail: a call id holds an
+  `@` (`123456@7890`), a recording id never does, so a segment without one is taken as
+  a recording id and answered with that recording object (404002 when there is none).
+- Download serves `wav` (16-bit PCM, 8 kHz, stereo: the caller left, what the caller
+  heard right). The spec's other formats are answered 404002 (not supported) for now;
+  a name outside the spec's list is 400001. A recording still being written is 400001.
+- Pause, Resume and Stop act on all of the call's open recordings and are no-ops when it
+  has none; Start without a call, or on a call without media, is 404404.
+- The list accepts the example's `call_id` too; `app_id` other than this application's
+  matches nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from control.api.context import context
+from control.api.errors import ApiError
+from control.api.history import date_range
+from control.api.liveactions import MESSAGE_SCHEMA, body_object, live_control, message_items
+from control.api.query import choice_param, int_param, json_body, phone_param
+from control.api.routing import RouteTable, Schema, query
+from control.calls import CallControl, iso
+from control.recordings import RecordingRefused, RecordingService, recording_json
+
+routes = RouteTable("Recordings")
+
+MAX_RECORDINGS = 1000
+FORMATS = ("ulw", "vox", "mp3", "wav", "wavM", "ogg", "aac", "au")
+SERVED = {"wav": "audio/wav"}
+DIRECTIONS = ("inbound", "outbound")
+
+START_SCHEMA: Schema = {
+    "type": "object",
+    "properties": {
+        "group": {"type": "string", "description": "default: the caller's number"},
+        "pre_message": {**MESSAGE_SCHEMA, "description": "Played before recording starts."},
+        "message": {**MESSAGE_SCHEMA, "description": "Played once recording has started."},
+    },
+}
+RECORDING_SCHEMA: Schema = {
+    "type": "object",
+    "properties": {
+        **{name: {"type": "string"} for name in ("id", "app_id", "group", "caller_no",
+                                                  "call_id", "name", "status")},
+        "subaccount_id": {"type": "integer"},
+        "start_time": {"type": "string", "format": "date-time"},
+        "end_time": {"type": ["string", "null"], "format": "date-time"},
+        "duration": {"type": "integer", "description": "milliseconds"},
+        "channels": {"type": "integer", "description": "2: caller left, what it heard right"},
+    },
+}
+LIST_SCHEMA: Schema = {
+    "type": "object",
+    "properties": {
+        "recordings": {"type": "array", "items": RECORDING_SCHEMA},
+        "is_truncated": {"type": "boolean"},
+    },
+}
+_DATE = {"type": "string", "format": "date-time"}
+LIST_PARAMS = (
+    query("begin_date", _DATE, "Inclusive; default one hour before now."),
+    query("end_date", _DATE, "Exclusive; default now."),
+    query("group", {"type": "string"}, "The group given by RECORD or Start Recording."),
+    query("app_id", {"type": "string"}),
+    query("subaccount_id", {"type": "integer", "minimum": 0}),
+    query("call_no", {"type": "string"}, "The originating caller's number."),
+    query("direction", {"enum": list(DIRECTIONS)}, "Omit for both."),
+    query("call_id", {"type": "string"}),
+)
+
+
+def _service(request: web.Request) -> RecordingService:
+    service = context(request).recordings
+    if service is None:
+        raise ApiError.not_supported()
+    return service
+
+
+def _control(request: web.Request) -> CallControl:
+    control = live_control(request)
+    _service(request)
+    return control
+
+
+# ---- LiveCalls/{call_id}/Actions/Recording -------------------------------------------
+
+
+@routes.route(
+    "POST",
+    "/LiveCalls/{call_id}/Actions/Recording/Start",
+    summary="Start a new recording of a live call",
+    body=START_SCHEMA,
+    responses={204: None},
+)
+async def start_recording(request: web.Request) -> web.Response:
+    """Stereo: the caller on the left, what the caller hears on the right."""
+    control = _control(request)
+    body = body_object(await json_body(request, required=False))
+    group = body.get("group")
+    if group is not None and (not isinstance(group, str) or not group.strip()):
+        raise ApiError.validation("group", "must be a non-empty string")
+    pre = message_items(body.get("pre_message"), "pre_message")
+    message = message_items(body.get("message"), "message")
+    try:
+        await control.start_recording(group, pre, message)
+    except RecordingRefused:
+        raise ApiError.live_call_not_found(request.match_info["call_id"]) from None
+    return web.Response(status=204)
+
+
+async def _recording_action(request: web.Request, what: str) -> web.Response:
+    control = _control(request)
+    await control.recording(what)
+    return web.Response(status=204)
+
+
+@routes.route("POST", "/LiveCalls/{call_id}/Actions/Recording/Pause",
+              summary="Pause the recordings of a live call", responses={204: None})
+async def pause_recording(request: web.Request) -> web.Response:
+    """Nothing is written while paused: the recording is shorter by the paused time."""
+    return await _recording_action(request, "pause")
+
+
+@routes.route("POST", "/LiveCalls/{call_id}/Actions/Recording/Resume",
+              summary="Resume the paused recordings of a live call", responses={204: None})
+async def resume_recording(request: web.Request) -> web.Response:
+    return await _recording_action(request, "resume")
+
+
+@routes.route("POST", "/LiveCalls/{call_id}/Actions/Recording/Stop",
+              summary="Stop and save the recordings of a live call", responses={204: None})
+async def stop_recording(request: web.Request) -> web.Response:
+    """Answered once the files are complete."""
+    return await _recording_action(request, "stop")
+
+
+# ---- History/Recordings ---------------------------------------------------------------
+
+
+def _listing(rows: list[dict[str, Any]], truncated: bool) -> web.Response:
+    return web.json_response({"recordings": [recording_json(r) for r in rows],
+                              "is_truncated": truncated})
+
+
+@routes.route(
+    "GET",
+    "/History/Recordings",
+    summary="List recordings (at most 1,000; is_truncated says when more matched)",
+    params=LIST_PARAMS,
+    responses={200: LIST_SCHEMA},
+)
+async def list_recordings(request: web.Request) -> web.Response:
+    """Recordings that started in [begin_date, end_date), oldest first."""
+    ctx = context(request)
+    service = _service(request)
+    begin, end = date_range(request)
+    subaccount = int_param(request, "subaccount_id", None, lo=0)
+    app_id = request.query.get("app_id") or None
+    if (app_id is not None and app_id != ctx.app_id) or subaccount not in (None, 0):
+        return _listing([], False)  # one application, no sub accounts yet
+    rows, truncated = await service.storage.list_recordings(
+        begin, end,
+        call_id=request.query.get("call_id") or None,
+        group=request.query.get("group") or None,
+        caller_no=phone_param(request, "call_no"),
+        direction=choice_param(request, "direction", DIRECTIONS, None),
+        limit=MAX_RECORDINGS,
+    )
+    return _listing(rows, truncated)
+
+
+@routes.route(
+    "GET",
+    "/History/Recordings/{call_id}",
+    summary="The recordings of one call (or, given a recording id, that recording)",
+    responses={200: {"oneOf": [LIST_SCHEMA, RECORDING_SCHEMA]}},
+)
+async def call_recordings(request: web.Request) -> web.Response:
+    service = _service(request)
+    key = request.match_info["call_id"]
+    if "@" not in key:
+        return web.json_response(recording_json(await _row(service, key)))
+    rows, truncated = await service.storage.list_recordings(call_id=key,
+                                                            limit=MAX_RECORDINGS)
+    return _listing(rows, truncated)
+
+
+async def _row(service: RecordingService, recording_id: str) -> dict[str, Any]:
+    row = await service.storage.get_recording(recording_id)
+    if row is None:
+        raise ApiError.recording_not_found(recording_id)
+    return row
+
+
+@routes.route(
+    "GET",
+    "/History/Recordings/{id}/{format}",
+    summary="Download a recording (wav today)",
+    responses={200: {"type": "string", "format": "binary"}},
+)
+async def download_recording(request: web.Request) -> web.StreamResponse:
+    service = _service(request)
+    fmt = request.match_info["format"]
+    if fmt not in FORMATS:
+        raise ApiError.validation("format", f"must be one of {', '.join(FORMATS)}")
+    row = await _row(service, request.match_info["id"])
+    if fmt not in SERVED:
+        raise ApiError.not_supported()
+    if row["status"] == "recording":
+        raise ApiError.validation("id", "is still recording: download it once it has stopped")
+    path = Path(row["path"])
+    if row["status"] != "completed" or not path.is_file():
+        raise ApiError.recording_not_found(row["id"])
+    started = iso(row["start_time"]) or ""
+    return web.FileResponse(path, headers={
+        "Content-Type": SERVED[fmt],
+        "Content-Disposition": f'attachment; filename="{row["id"]}.{fmt}"',
+        "X-Recording-Start": started,
+    })
+
+
+@routes.route(
+    "DELETE",
+    "/History/Recordings/{id}",
+    summary="Delete a recording (stopping it first if it is still recording)",
+    responses={204: None},
+)
+async def delete_recording(request: web.Request) -> web.Response:
+    recording_id = request.match_info["id"]
+    if not await _service(request).delete(recording_id):
+        raise ApiError.recording_not_found(recording_id)
+    return web.Response(status=204)
