@@ -176,3 +176,33 @@ async def test_kill_9_mid_recording_then_restart_lists_it(
         left, _ = await download(sw, rec["id"])
         assert abs(len(left) / 8 - rec["duration"]) <= 1
         assert seconds(spans(left, CALLER_HZ)) >= len(left) / 8000 - 0.5
+
+
+async def test_rest_start_plays_pre_message_before_and_message_after(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner, tmp_path: Path
+) -> None:
+    before = audio.write_wav(tmp_path / "media" / "before.wav",
+                             audio.sine(PROMPT_HZ, 1.0, level=-12.0))
+    after = audio.write_wav(tmp_path / "media" / "after.wav", audio.sine(1477.0, 1.0, level=-12.0))
+    callback_app.set_script({"init_call": Reply.actions([
+        {"type": "PAUSE", "params": {"seconds": 30}}]), "end_call": Reply(json={})})
+    sw = await switch(default_callback=callback_app.url,
+                      extra_args=["--media-dir", str(before.parent)])
+    call = asyncio.ensure_future(sipp_runner.run(
+        "uac_wait_bye.xml", sw.sip_udp, service="1000", audio_file=caller_tone(tmp_path, 10.0),
+        params={"BYE_TIMEOUT_MS": 30000}, timeout=40))
+    call_id = (await callback_app.wait_for(type="init_call", timeout=15)).fields["call_id"]
+    base = f"/v1/LiveCalls/{call_id}/Actions/Recording"
+    body = {"pre_message": before.as_uri(), "message": [after.as_uri()]}
+    assert (await post(sw, base + "/Start", body))[0] == 204
+    await asyncio.sleep(3.5)  # 1 s before, then 1 s after, recorded, then some quiet
+    assert (await post(sw, base + "/Stop"))[0] == 204
+    [rec] = (await get_json(sw, f"/v1/History/Recordings/{call_id}"))["recordings"]
+    assert rec["name"] == "rest_recording"
+    _, right = await download(sw, rec["id"])
+    assert spans(right, PROMPT_HZ) == []  # played before the recording started
+    [(start, stop)] = spans(right, 1477.0)
+    assert start <= 0.2 and 0.9 <= stop - start <= 1.1, (start, stop)
+    async with rest(sw) as http, http.post(f"/v1/LiveCalls/{call_id}/Actions/HangUp") as resp:
+        assert resp.status in (200, 204), await resp.text()
+    (await call).assert_ok()

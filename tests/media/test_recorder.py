@@ -93,6 +93,26 @@ async def test_stereo_left_is_the_caller_right_what_the_switch_plays(
     peer.drain()
 
 
+async def test_a_bridged_call_has_its_partner_on_the_right(
+    engine: MediaEngine, peer: UdpPeer, recorder: Recorder, tmp_path: Path
+) -> None:
+    a, caller = await call(engine, peer)
+    other = UdpPeer()
+    try:
+        b, callee = await call(engine, other)
+        engine.bridge(a, b)
+        rec = recorder.start(a, tmp_path / "b.wav")
+        for i in range(50):
+            caller.send(sine(CALLER_HZ, 1.0)[160 * i : 160 * (i + 1)])
+            callee.send(sine(SWITCH_HZ, 1.0)[160 * i : 160 * (i + 1)])
+            engine.tick(i * PTIME)
+        left, right = read_stereo(rec.stop().result(timeout=5).path)
+    finally:
+        other.close()
+    assert spans(left, CALLER_HZ) == [(HEARD, 1.0)] and spans(left, SWITCH_HZ) == []
+    assert spans(right, SWITCH_HZ) == [(HEARD, 1.0)] and spans(right, CALLER_HZ) == []
+
+
 async def test_mono_holds_the_caller_only(
     engine: MediaEngine, peer: UdpPeer, recorder: Recorder, tmp_path: Path
 ) -> None:

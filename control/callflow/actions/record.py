@@ -7,8 +7,8 @@ on all of them when the action gives none; nothing open is a no-op. Recording ru
 the background: the flow goes on at once. See `control.recordings` for the file format
 and the other choices the spec leaves open.
 
-A recording that cannot start (the call has ended, or has no media) is logged and the
-flow goes on; it never ends the call.
+A recording that cannot start (the call has ended or has no media, the index can't be
+written) is logged and the flow goes on; it never ends the call.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import logging
 from control.callflow.context import Action, ActionSpec, FlowContext, Outcome, Param
 from control.callflow.errors import NoActions
 from control.recordings import RecordedCall, RecordingRefused
+from control.storage import StorageError
 
 log = logging.getLogger("voxswitch.callflow.record")
 
@@ -41,7 +42,7 @@ async def run(action: Action, ctx: FlowContext) -> Outcome:
     if what == "start":
         try:
             await service.start(port, group, action.name)
-        except RecordingRefused as exc:
+        except (RecordingRefused, StorageError) as exc:
             log.warning("record.refused", extra={"call_id": call.id, "error": str(exc)})
     elif what == "stop":
         await service.stop(call, group)
