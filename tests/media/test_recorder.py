@@ -47,6 +47,15 @@ def run(engine: MediaEngine, caller: Caller, pcm: npt.NDArray[np.int16], tick0: 
     return tick0 + len(pcm) // 160
 
 
+def run_both(engine: MediaEngine, a: Caller, b: Caller, seconds: float = 1.0) -> None:
+    """`a` sends the caller's tone and `b` the other's, a frame each per tick."""
+    tone_a, tone_b = sine(CALLER_HZ, seconds), sine(SWITCH_HZ, seconds)
+    for i in range(len(tone_a) // 160):
+        a.send(tone_a[160 * i : 160 * (i + 1)])
+        b.send(tone_b[160 * i : 160 * (i + 1)])
+        engine.tick(i * PTIME)
+
+
 def read_stereo(path: Path) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16]]:
     with wave.open(str(path), "rb") as w:
         assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (2, 2, 8000)
@@ -93,19 +102,27 @@ async def test_stereo_left_is_the_caller_right_what_the_switch_plays(
     peer.drain()
 
 
-async def test_a_bridged_call_has_its_partner_on_the_right(
-    engine: MediaEngine, peer: UdpPeer, recorder: Recorder, tmp_path: Path
+def connect(engine: MediaEngine, a: Channel, b: Channel, how: str) -> None:
+    if how == "bridge":
+        engine.bridge(a, b)
+    else:
+        group = engine.create_mix_group()
+        group.add(a)
+        group.add(b)
+
+
+@pytest.mark.parametrize("how", ["bridge", "conference"])
+async def test_the_other_side_is_on_the_right(
+    engine: MediaEngine, peer: UdpPeer, recorder: Recorder, tmp_path: Path, how: str
 ) -> None:
+    """A bridged leg's partner, or a conference member's mix (the others, not itself)."""
     a, caller = await call(engine, peer)
     other = UdpPeer()
     try:
-        b, callee = await call(engine, other)
-        engine.bridge(a, b)
+        b, far = await call(engine, other)
+        connect(engine, a, b, how)
         rec = recorder.start(a, tmp_path / "b.wav")
-        for i in range(50):
-            caller.send(sine(CALLER_HZ, 1.0)[160 * i : 160 * (i + 1)])
-            callee.send(sine(SWITCH_HZ, 1.0)[160 * i : 160 * (i + 1)])
-            engine.tick(i * PTIME)
+        run_both(engine, caller, far)
         left, right = read_stereo(rec.stop().result(timeout=5).path)
     finally:
         other.close()
