@@ -26,20 +26,24 @@ import asyncio
 import base64
 import logging
 import secrets
+import tempfile
 import wave
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from control.calls import Call, iso, utcnow
 from control.storage import Storage
 from media.recorder import Recorder, Recording, RecordingResult, recover
+from media.transcode import transcode
 
 if TYPE_CHECKING:
     from media.channel import Channel
 
 log = logging.getLogger("voxswitch.recordings")
+
+MAX_TRANSCODES = 2  # at once; the others wait their turn
 
 
 class RecordingRefused(Exception):
@@ -79,6 +83,7 @@ class RecordingService:
         self.recorder = Recorder(engine)
         self._open: dict[str, _Open] = {}
         self._counts: dict[str, int] = {}
+        self._transcodes = asyncio.Semaphore(MAX_TRANSCODES)
 
     def path_of(self, recording_id: str) -> Path:
         return self.directory / f"{recording_id}.wav"
@@ -208,6 +213,25 @@ class RecordingService:
             None, lambda: Path(row["path"]).unlink(missing_ok=True))
         log.info("recording.deleted", extra={"recording_id": recording_id})
         return True
+
+
+    async def export(self, path: Path, fmt: str) -> IO[bytes]:
+        """The recording at `path` in download format `fmt` (`media.transcode`): an
+        anonymous temporary file beside the recordings, at offset 0, gone once closed.
+        Transcoded off the event loop, MAX_TRANSCODES at a time. TranscodeError."""
+        async with self._transcodes:
+            return await asyncio.to_thread(_export, path, fmt, self.directory)
+
+
+def _export(path: Path, fmt: str, directory: Path) -> IO[bytes]:
+    out = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - the caller closes it
+    try:
+        transcode(path, fmt, out)
+        out.seek(0)
+    except BaseException:
+        out.close()
+        raise
+    return out
 
 
 def _wav_duration(path: Path) -> tuple[int, str]:

@@ -93,6 +93,7 @@ RECORDING_NOT_FOUND = ErrorPreset(
     "No recording has this ID: it is wrong, or the recording was deleted.",
     "The requested recording was not found.",
 )
+STORAGE = ErrorPreset(500, 500101, "Storage Error", "", "A stored file could not be read.")
 DATABASE = ErrorPreset(500, 500102, "Database Error", "", "A storage error occurred.")
 UNCAUGHT = ErrorPreset(
     500,
@@ -222,6 +223,11 @@ class ApiError(Exception):
         return cls.from_preset(RECORDING_NOT_FOUND,
                                help=f"No recording {recording_id!r}: the ID is wrong, or the "
                                "recording was deleted.")
+
+    @classmethod
+    def storage(cls, detail: str) -> ApiError:
+        """500101: a stored file (a recording) could not be read or converted."""
+        return cls.from_preset(STORAGE, help=detail)
 
     @classmethod
     def database(cls, detail: str) -> ApiError:

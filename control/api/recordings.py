@@ -5,9 +5,12 @@ Choices where the spec is silent:
 - `GET /History/Recordings/{call_id}` is also one recording's detail: a call id holds an
   `@` (`123456@7890`), a recording id never does, so a segment without one is taken as
   a recording id and answered with that recording object (404002 when there is none).
-- Download serves `wav` (16-bit PCM, 8 kHz, stereo: the caller left, what the caller
-  heard right). The spec's other formats are answered 404002 (not supported) for now;
-  a name outside the spec's list is 400001. A recording still being written is 400001.
+- Download serves every format of the spec's list (`media.transcode` holds the choices:
+  wav as recorded, wavM the mono mixdown, ulw and vox mono, mp3/ogg/aac/au with the
+  recording's channels, aac in an MP4 file), transcoded off the event loop on each
+  request (nothing cached, so nothing goes stale); a name outside the list (they are
+  case-sensitive, as `wavM` shows) is 400001. A recording still being written is
+  400001; a file that can't be transcoded is 500101.
 - Pause, Resume and Stop act on all of the call's open recordings and are no-ops when it
   has none; Start without a call, or on a call without media, is 404404.
 - The list accepts the example's `call_id` too; `app_id` other than this application's
@@ -16,6 +19,7 @@ Choices where the spec is silent:
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +33,13 @@ from control.api.query import choice_param, int_param, json_body, phone_param
 from control.api.routing import RouteTable, Schema, query
 from control.calls import CallControl, iso
 from control.recordings import RecordingRefused, RecordingService, recording_json
+from media.transcode import FORMATS, TranscodeError
+
+log = logging.getLogger("voxswitch.api.recordings")
 
 routes = RouteTable("Recordings")
 
 MAX_RECORDINGS = 1000
-FORMATS = ("ulw", "vox", "mp3", "wav", "wavM", "ogg", "aac", "au")
-SERVED = {"wav": "audio/wav"}
 DIRECTIONS = ("inbound", "outbound")
 
 START_SCHEMA: Schema = {
@@ -203,28 +208,35 @@ async def _row(service: RecordingService, recording_id: str) -> dict[str, Any]:
 @routes.route(
     "GET",
     "/History/Recordings/{id}/{format}",
-    summary="Download a recording (wav today)",
+    summary="Download a recording: ulw, vox, mp3, wav, wavM (mono mixdown), ogg, aac, au",
     responses={200: {"type": "string", "format": "binary"}},
 )
 async def download_recording(request: web.Request) -> web.StreamResponse:
     service = _service(request)
     fmt = request.match_info["format"]
-    if fmt not in FORMATS:
+    spec = FORMATS.get(fmt)
+    if spec is None:
         raise ApiError.validation("format", f"must be one of {', '.join(FORMATS)}")
     row = await _row(service, request.match_info["id"])
-    if fmt not in SERVED:
-        raise ApiError.not_supported()
     if row["status"] == "recording":
         raise ApiError.validation("id", "is still recording: download it once it has stopped")
     path = Path(row["path"])
     if row["status"] != "completed" or not path.is_file():
         raise ApiError.recording_not_found(row["id"])
-    started = iso(row["start_time"]) or ""
-    return web.FileResponse(path, headers={
-        "Content-Type": SERVED[fmt],
-        "Content-Disposition": f'attachment; filename="{row["id"]}.{fmt}"',
-        "X-Recording-Start": started,
-    })
+    headers = {
+        "Content-Type": spec.content_type,
+        "Content-Disposition": f'attachment; filename="{row["id"]}.{spec.extension}"',
+        "X-Recording-Start": iso(row["start_time"]) or "",
+    }
+    if spec.is_source(row["channels"]):
+        return web.FileResponse(path, headers=headers)
+    try:
+        body = await service.export(path, fmt)
+    except TranscodeError as exc:
+        log.error("recording.transcode_failed", extra={"recording_id": row["id"],
+                                                       "format": fmt, "error": str(exc)})
+        raise ApiError.storage(f"The recording could not be converted to {fmt}.") from None
+    return web.Response(body=body, headers=headers)
 
 
 @routes.route(

@@ -7,11 +7,14 @@ works on 20 ms frames, as the switch's media engine does.
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import wave
+from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 import numpy.typing as npt
 
@@ -87,6 +90,53 @@ def tts_wav(text: str, path: Path, voice: str = "en-us", speed: int = 150) -> Pa
                     "-e", "signed-integer", str(path)], input=spoken, check=True,
                    capture_output=True, timeout=30)
     return path
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded audio file: int16 samples (samples, channels), their rate, and the length
+    the container declares (an MP4 edit list, say), if any."""
+
+    pcm: npt.NDArray[np.int16]
+    rate: int
+    declared_s: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        return self.pcm.shape[0] / self.rate
+
+    @property
+    def channels(self) -> int:
+        return self.pcm.shape[1]
+
+
+# Headerless formats: sox's name for each, read as 8 kHz mono.
+_RAW_SOX = {"ulw": "ul", "vox": "vox"}
+
+
+def decode_file(data: bytes, fmt: str) -> Decoded:
+    """Decode a downloaded recording independently of the switch: sox for the headerless
+    ulw and vox (8 kHz mono), PyAV (FFmpeg) for everything else."""
+    if fmt in _RAW_SOX:
+        sox = shutil.which("sox")
+        if not sox:
+            raise RuntimeError("sox is needed (make install apt-installs it)")
+        raw = subprocess.run([sox, "-t", _RAW_SOX[fmt], "-r", str(RATE), "-c", "1", "-",
+                              "-t", "raw", "-e", "signed-integer", "-b", "16", "-L", "-"],
+                             input=data, check=True, capture_output=True, timeout=30).stdout
+        return Decoded(np.frombuffer(raw, "<i2").reshape(-1, 1).astype(np.int16), RATE)
+    blocks = []
+    with av.open(io.BytesIO(data), "r") as container:
+        stream = container.streams.audio[0]
+        declared = (float(stream.duration * stream.time_base)
+                    if stream.duration and stream.time_base else None)
+        rate, layout = stream.rate, stream.layout.name
+        resampler = av.AudioResampler(format="s16", layout=layout, rate=rate)
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                blocks.append(out.to_ndarray().reshape(-1, stream.channels))
+    pcm = np.concatenate(blocks) if blocks else np.zeros((0, 1), np.int16)
+    return Decoded(pcm.astype(np.int16), rate, declared)
 
 
 def espeak_pcm(text: str, path: Path, voice: str, wpm: int, pitch: int) -> Pcm:

@@ -23,8 +23,9 @@ from control.storage import Storage
 from media import g711
 from media.channel import Channel
 from media.engine import MediaEngine
+from media.transcode import FORMATS
 from tests.control.api.conftest import MakeCall, RecordingControl
-from tests.support.audio import sine, tone_segments
+from tests.support.audio import decode_file, dominant_frequency, sine, tone_segments
 from tests.support.udp import UdpPeer
 
 Client = TestClient[web.Request, web.Application]
@@ -196,16 +197,45 @@ async def test_list_filters(client: Client, auth: dict[str, str], session: Sessi
     check_error(body, 400, 400001)
 
 
-async def test_formats(client: Client, auth: dict[str, str], session: Session,
-                       engine: MediaEngine, check_error: CheckError) -> None:
+@pytest.mark.parametrize("fmt", list(FORMATS))
+async def test_download_formats(client: Client, auth: dict[str, str], session: Session,
+                                engine: MediaEngine, fmt: str) -> None:
     rid = await recorded(client, auth, session, engine)
-    status, body, _ = await request(client, auth, "GET", f"/History/Recordings/{rid}/flac")
+    resp = await client.get(f"{BASE}/History/Recordings/{rid}/{fmt}", headers=auth)
+    assert resp.status == 200
+    spec = FORMATS[fmt]
+    assert resp.headers["Content-Type"] == spec.content_type
+    assert resp.headers["Content-Disposition"] == f'attachment; filename="{rid}.{spec.extension}"'
+    got = decode_file(await resp.read(), fmt)
+    assert got.channels == (1 if spec.mono else 2)
+    assert (got.declared_s or got.seconds) == pytest.approx(0.5, abs=0.05)
+    heard = got.pcm[:, -1]  # what the caller heard: the right channel, or the mixdown
+    assert dominant_frequency(heard[len(heard) // 4: -len(heard) // 4], got.rate) == \
+        pytest.approx(1209, abs=10)
+
+
+@pytest.mark.parametrize("fmt", ["flac", "WAV", "wavm", "mp3 "])
+async def test_a_format_outside_the_spec_s_list_is_400001(
+    client: Client, auth: dict[str, str], session: Session, engine: MediaEngine,
+    check_error: CheckError, fmt: str
+) -> None:
+    rid = await recorded(client, auth, session, engine)
+    status, body, _ = await request(client, auth, "GET", f"/History/Recordings/{rid}/{fmt}")
     assert status == 400
     check_error(body, 400, 400001)
     assert "ulw, vox, mp3, wav, wavM, ogg, aac, au" in body["message"]
+
+
+async def test_a_recording_that_cant_be_transcoded_is_500101(
+    client: Client, auth: dict[str, str], session: Session, engine: MediaEngine,
+    service: RecordingService, check_error: CheckError
+) -> None:
+    rid = await recorded(client, auth, session, engine)
+    service.path_of(rid).write_bytes(b"RIFF\x00\x00 damaged on disk")
     status, body, _ = await request(client, auth, "GET", f"/History/Recordings/{rid}/mp3")
-    assert status == 404  # in the spec's list; not served yet
-    check_error(body, 404, 404002)
+    assert status == 500
+    check_error(body, 500, 500101)
+    assert list(service.directory.iterdir()) == [service.path_of(rid)]  # no temporary left
 
 
 async def test_pause_resume_and_a_recording_in_progress(
