@@ -37,6 +37,7 @@ from control.calls import Call, iso, utcnow
 from control.storage import Storage
 from media.recorder import Recorder, Recording, RecordingResult, recover
 from media.transcode import transcode
+from media.vad import SilenceMonitor, SilenceWatch
 
 if TYPE_CHECKING:
     from media.channel import Channel
@@ -74,6 +75,25 @@ class _Open:
     saved: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
+@dataclass
+class Message:
+    """A call's last RECORDMESSAGE message."""
+
+    id: str
+    call_id: str
+    name: str
+    group: str
+    path: Path
+    started: datetime
+    recording: Recording
+    # why it stopped recording: silence, max_time, closed (media.vad), key, stopped
+    ended: asyncio.Future[str]
+    watch: SilenceWatch | None = None
+    duration_ms: int = 0
+    saved: bool = False
+    failed: bool = False
+
+
 class RecordingService:
     """Starts, pauses, resumes and stops recordings, and keeps their index."""
 
@@ -84,6 +104,8 @@ class RecordingService:
         self._open: dict[str, _Open] = {}
         self._counts: dict[str, int] = {}
         self._transcodes = asyncio.Semaphore(MAX_TRANSCODES)
+        self.silence = SilenceMonitor(engine)
+        self._messages: dict[str, Message] = {}  # call id → its last message
 
     def path_of(self, recording_id: str) -> Path:
         return self.directory / f"{recording_id}.wav"
@@ -116,17 +138,10 @@ class RecordingService:
         if not call.is_live or channel is None or channel.closed:
             raise RecordingRefused(f"call {call.id} has ended" if not call.is_live
                                    else f"call {call.id} has no media")
-        n = self._counts[call.id] = self._counts.get(call.id, 0) + 1
-        rid = new_recording_id(call.id, n)
+        rid = self._new_id(call)
         group = group or call.caller_no
         path = self.path_of(rid)
-        started = utcnow()
-        await self.storage.add_recording({
-            "id": rid, "call_id": call.id, "name": name or "", "grp": group,
-            "app_id": call.app_id, "subaccount_id": call.subaccount_id,
-            "caller_no": call.caller_no, "direction": call.direction.value,
-            "start_time": started, "channels": 2, "path": str(path),
-        })
+        await self.storage.add_recording(_row(call, rid, name or "", group, utcnow(), 2, path))
         if not call.is_live or channel.closed:  # ended while the index was written
             await self.storage.finish_recording(rid, utcnow(), 0, "failed")
             raise RecordingRefused(f"call {call.id} has ended")
@@ -139,6 +154,98 @@ class RecordingService:
         log.info("recording.started", extra={"call_id": call.id, "recording_id": rid,
                                              "group": group})
         return rid
+
+    def _new_id(self, call: Call) -> str:
+        n = self._counts[call.id] = self._counts.get(call.id, 0) + 1
+        return new_recording_id(call.id, n)
+
+    # ---- messages (RECORDMESSAGE) ------------------------------------------------------
+
+    def start_message(self, member: RecordedCall, group: str | None, name: str | None, *,
+                      timeout_s: float, max_s: float) -> Message:
+        """Start recording a message of the caller (mono), replacing an unsaved one;
+        `ended` resolves when silence or the maximum length ends it (or its channel
+        closes). Finish it with `stop_message`. RecordingRefused."""
+        call = member.call
+        channel = member.media_channel()
+        if not call.is_live or channel is None or channel.closed:
+            raise RecordingRefused(f"call {call.id} has ended" if not call.is_live
+                                   else f"call {call.id} has no media")
+        self._drop_unsaved(call.id)
+        rid = self._new_id(call)
+        path = self.path_of(rid)
+        ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        recording = self.recorder.start(channel, path, channels=1,
+                                        meta={"id": rid, "call_id": call.id, "message": True})
+        m = Message(rid, call.id, name or "", group or call.api_no, path, utcnow(),
+                    recording, ended)
+        m.watch = self.silence.watch(channel, timeout_s, lambda why: _settle(ended, why),
+                                     max_s=max_s)
+        self._messages[call.id] = m
+        log.info("message.started", extra={"call_id": call.id, "recording_id": rid})
+        return m
+
+    async def stop_message(self, call: Call, why: str = "stopped") -> Message | None:
+        """Stop the call's message if it is recording; it is then unsaved."""
+        m = self._messages.get(call.id)
+        if m is None:
+            return None
+        if m.watch is not None:
+            m.watch.cancel()
+            m.watch = None
+        _settle(m.ended, why)
+        result: RecordingResult = await asyncio.wrap_future(m.recording.stop())
+        m.duration_ms, m.failed = result.duration_ms, result.error is not None
+        if m.failed:
+            log.error("message.failed", extra={"call_id": call.id, "recording_id": m.id,
+                                               "error": result.error})
+        return m
+
+    def last_message(self, call: Call) -> Message | None:
+        """The call's last message once it has stopped (unsaved or saved), else None."""
+        m = self._messages.get(call.id)
+        if m is None or not m.ended.done() or m.failed:
+            return None
+        return m
+
+    async def save_message(self, call: Call) -> Message | None:
+        """Save the call's last message (index it, add it to the call's `recordings`);
+        idempotent. None when there is none. StorageError."""
+        m = self._messages.get(call.id)
+        if m is None or m.failed:
+            return None
+        if not m.ended.done():
+            await self.stop_message(call)
+        if m.saved or m.failed:
+            return None if m.failed else m
+        row = _row(call, m.id, m.name, m.group, m.started, 1, m.path)
+        await self.storage.add_recording(row)
+        await self.storage.finish_recording(m.id, utcnow(), m.duration_ms, "completed")
+        m.saved = True
+        call.recordings.append({"name": m.name, "id": m.id})
+        log.info("message.saved", extra={"call_id": call.id, "recording_id": m.id,
+                                         "duration_ms": m.duration_ms})
+        return m
+
+    async def discard_message(self, call: Call) -> bool:
+        """Discard the call's unsaved message (its file is deleted); False when there is
+        none (a saved message stays saved)."""
+        m = self._messages.get(call.id)
+        if m is None or m.saved:
+            return False
+        await self.stop_message(call)
+        self._drop_unsaved(call.id)
+        return True
+
+    def _drop_unsaved(self, call_id: str) -> None:
+        m = self._messages.pop(call_id, None)
+        if m is None:
+            return
+        if not m.saved:
+            m.recording.stop()
+            # deleted once its writer has closed it
+            m.recording.done.add_done_callback(lambda _: m.path.unlink(missing_ok=True))
+            log.info("message.discarded", extra={"call_id": call_id, "recording_id": m.id})
 
     def _matching(self, call: Call, group: str | None) -> list[_Open]:
         return [o for o in self._open.values()
@@ -171,9 +278,14 @@ class RecordingService:
         await asyncio.shield(o.saved)
 
     async def stop_call(self, call: Call) -> None:
-        """The call ends: stop and save all its recordings."""
+        """The call ends: stop and save all its recordings, and its unsaved message."""
         await self.stop(call)
-        self._counts.pop(call.id, None)
+        try:
+            if call.id in self._messages:
+                await self.save_message(call)
+        finally:
+            self._messages.pop(call.id, None)
+            self._counts.pop(call.id, None)
 
     async def close(self) -> None:
         """Shutting down: stop every recording, save it, end the writer thread."""
@@ -221,6 +333,21 @@ class RecordingService:
         Transcoded off the event loop, MAX_TRANSCODES at a time. TranscodeError."""
         async with self._transcodes:
             return await asyncio.to_thread(_export, path, fmt, self.directory)
+
+
+def _settle(future: asyncio.Future[str], why: str) -> None:
+    if not future.done():
+        future.set_result(why)
+
+
+def _row(call: Call, rid: str, name: str, group: str, started: datetime, channels: int,
+         path: Path) -> dict[str, Any]:
+    return {
+        "id": rid, "call_id": call.id, "name": name, "grp": group,
+        "app_id": call.app_id, "subaccount_id": call.subaccount_id,
+        "caller_no": call.caller_no, "direction": call.direction.value,
+        "start_time": started, "channels": channels, "path": str(path),
+    }
 
 
 def _export(path: Path, fmt: str, directory: Path) -> IO[bytes]:

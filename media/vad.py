@@ -17,7 +17,8 @@ active. Per frame and stream:
 
 `SilenceMonitor` is the engine glue: an engine detect hook that runs one bank over the
 input frames of the channels it watches and tells each watch's owner once its channel has
-been inactive for the watch's timeout (counted in ticks, so in audio time).
+been inactive for the watch's timeout, or has been watched for its maximum length
+(counted in ticks, so in audio time: a recording fed by the same ticks is that long).
 """
 
 from __future__ import annotations
@@ -116,17 +117,36 @@ class SilenceWatch:
     """One watched channel; made by `SilenceMonitor.watch`."""
 
     def __init__(self, monitor: SilenceMonitor, channel: Any, timeout_s: float,
-                 on_silence: Callable[[], None]) -> None:
+                 max_s: float | None, on_end: Callable[[str], None]) -> None:
         self.channel = channel
         self.limit = max(1, round(timeout_s / FRAME_S))
-        self.on_silence = on_silence
+        self.max_frames = None if max_s is None else max(1, round(max_s / FRAME_S))
+        self.on_end = on_end
+        self.frames = 0
         self.quiet_frames = 0
         self.voiced = False  # heard voice at least once
         self._monitor = monitor
 
     def cancel(self) -> None:
-        """Stop watching (idempotent); `on_silence` won't be called after this."""
+        """Stop watching (idempotent); `on_end` won't be called after this."""
         self._monitor._drop(self)
+
+    def _end(self, voiced: bool) -> str | None:
+        self.frames += 1
+        if voiced:
+            self.voiced, self.quiet_frames = True, 0
+        else:
+            self.quiet_frames += 1
+        if self.quiet_frames >= self.limit:
+            return SILENCE
+        if self.max_frames is not None and self.frames >= self.max_frames:
+            return MAX_TIME
+        return None
+
+
+SILENCE = "silence"
+MAX_TIME = "max_time"
+CLOSED = "closed"
 
 
 class SilenceMonitor:
@@ -138,11 +158,12 @@ class SilenceMonitor:
         self._watches: list[SilenceWatch] = []
         self._hooked = False
 
-    def watch(self, channel: Any, timeout_s: float,
-              on_silence: Callable[[], None]) -> SilenceWatch:
-        """Call `on_silence` (once, from the engine's tick) when `channel`'s input has
-        had no voice for `timeout_s`, counted from now or from the last voice heard."""
-        w = SilenceWatch(self, channel, timeout_s, on_silence)
+    def watch(self, channel: Any, timeout_s: float, on_end: Callable[[str], None], *,
+              max_s: float | None = None) -> SilenceWatch:
+        """Call `on_end(reason)` once, from the engine's tick: SILENCE when `channel`'s
+        input has had no voice for `timeout_s` (counted from now or from the last voice
+        heard), MAX_TIME after `max_s` of audio, CLOSED when the channel closes."""
+        w = SilenceWatch(self, channel, timeout_s, max_s, on_end)
         self._vad.add()
         self._watches.append(w)
         if not self._hooked:
@@ -164,20 +185,16 @@ class SilenceMonitor:
             self._hooked = False
 
     def _on_tick(self, channels: Sequence[Any], pcm_in: npt.NDArray[np.int16]) -> None:
-        for w in [w for w in self._watches if w.channel._slot < 0]:
-            w.cancel()  # its channel closed: the owner sees the call end
-        if not self._watches:
-            return
-        slots = [w.channel._slot for w in self._watches]
-        active = self._vad.step(pcm_in[slots])
-        fired = []
-        for w, voiced in zip(self._watches, active.tolist(), strict=True):
-            if voiced:
-                w.voiced, w.quiet_frames = True, 0
-            else:
-                w.quiet_frames += 1
-                if w.quiet_frames >= w.limit:
-                    fired.append(w)
-        for w in fired:
+        ended = [(w, CLOSED) for w in self._watches if w.channel._slot < 0]
+        live = [w for w in self._watches if w.channel._slot >= 0]
+        if live:
+            # the closed ones' rows are computed and dropped: one call for the bank
+            slots = [max(w.channel._slot, 0) for w in self._watches]
+            active = self._vad.step(pcm_in[slots]).tolist()
+            for w, voiced in zip(self._watches, active, strict=True):
+                reason = w._end(voiced) if w.channel._slot >= 0 else None
+                if reason is not None:
+                    ended.append((w, reason))
+        for w, reason in ended:
             w.cancel()
-            w.on_silence()
+            w.on_end(reason)

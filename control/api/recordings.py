@@ -59,7 +59,8 @@ RECORDING_SCHEMA: Schema = {
         "start_time": {"type": "string", "format": "date-time"},
         "end_time": {"type": ["string", "null"], "format": "date-time"},
         "duration": {"type": "integer", "description": "milliseconds"},
-        "channels": {"type": "integer", "description": "2: caller left, what it heard right"},
+        "channels": {"type": "integer",
+                     "description": "2: caller left, what it heard right; 1: a message"},
     },
 }
 LIST_SCHEMA: Schema = {

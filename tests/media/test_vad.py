@@ -8,7 +8,15 @@ import numpy.typing as npt
 import pytest
 
 from media.engine import MediaEngine
-from media.vad import WINDOW, SilenceMonitor, VoiceActivity, band_level_db
+from media.vad import (
+    CLOSED,
+    MAX_TIME,
+    SILENCE,
+    WINDOW,
+    SilenceMonitor,
+    VoiceActivity,
+    band_level_db,
+)
 from tests.media.test_recorder import call, run
 from tests.support.audio import concat, mix, noise, silence, sine
 from tests.support.udp import UdpPeer
@@ -104,10 +112,10 @@ async def test_the_monitor_fires_timeout_after_the_last_voice(engine: MediaEngin
     monitor = SilenceMonitor(engine)
     fired: list[tuple[str, int]] = []
     clock = [0]
-    w = monitor.watch(ch, 1.0, lambda: fired.append(("ch", clock[0])))
-    quiet = monitor.watch(other, 0.5, lambda: fired.append(("other", clock[0])))
+    w = monitor.watch(ch, 1.0, lambda why: fired.append((why, clock[0])))
+    quiet = monitor.watch(other, 0.5, lambda why: fired.append((why, clock[0])))
     end = run(engine, caller, concat(sine(800, 1.0, level=-20), silence(0.2)), 0)
-    assert fired == [("other", 0)] and monitor.watching == 1 and not quiet.voiced
+    assert [why for why, _ in fired] == [SILENCE] and monitor.watching == 1 and not quiet.voiced
     assert w.voiced
     for clock[0] in range(end, end + 200):
         caller.send(silence(FRAME_S))
@@ -115,19 +123,22 @@ async def test_the_monitor_fires_timeout_after_the_last_voice(engine: MediaEngin
         if fired[1:]:
             break
     # the tone is heard from tick 2 (jitter buffer) to 52; hangover 300 ms, then 1 s
-    assert fired[1][0] == "ch" and 52 + 15 + 50 - 3 <= fired[1][1] <= 52 + 15 + 50 + 3
+    assert fired[1][0] == SILENCE and 52 + 15 + 50 - 3 <= fired[1][1] <= 52 + 15 + 50 + 3
     assert monitor.watching == 0 and engine.detect_hooks == []
 
 
-async def test_a_cancelled_or_closed_watch_never_fires(engine: MediaEngine,
-                                                       peer: UdpPeer) -> None:
-    ch, _ = await call(engine, peer)
+async def test_max_time_cancel_and_a_closed_channel(engine: MediaEngine,
+                                                    peer: UdpPeer) -> None:
+    ch, caller = await call(engine, peer)
     other, _ = await call(engine, peer)
+    third, _ = await call(engine, peer)
     monitor = SilenceMonitor(engine)
-    fired: list[str] = []
-    monitor.watch(ch, 0.1, lambda: fired.append("ch")).cancel()
-    monitor.watch(other, 0.1, lambda: fired.append("other"))
-    other.close()
-    for i in range(20):
-        engine.tick(i * FRAME_S)
-    assert fired == [] and monitor.watching == 0
+    fired: list[tuple[str, str]] = []
+    monitor.watch(ch, 5.0, lambda why: fired.append(("ch", why)), max_s=0.6)
+    monitor.watch(other, 0.1, lambda why: fired.append(("other", why))).cancel()
+    monitor.watch(third, 5.0, lambda why: fired.append(("third", why)))
+    end = run(engine, caller, sine(800, 0.58, level=-20), 0)
+    assert fired == [] and end == 29
+    third.close()
+    run(engine, caller, sine(800, 0.02, level=-20), end)
+    assert fired == [("third", CLOSED), ("ch", MAX_TIME)] and monitor.watching == 0
