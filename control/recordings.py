@@ -18,6 +18,15 @@ Choices where the spec is silent:
   when nothing matches. A paused recording is shorter by the paused time.
 - Recordings stop when the call ends, before its log and end_call are written; the
   `duration` is the audio's length in milliseconds.
+
+Messages (RECORDMESSAGE) are mono recordings of the caller, one at a time per call: the
+call's last message is recording, then stopped, then saved (or discarded: its row and
+file are deleted). Its index row says 'unsaved' until it is saved, which hides it from
+the list and the REST API; it joins the call's `recordings` when saved, by
+`save_message` or by the call ending before a discard (the spec's note). For the same
+reason a restarted switch saves the messages a crash left unsaved. Its length is
+bounded in audio time by `media.vad.SilenceMonitor`: the silence timeout (voice
+activity) and the maximum length. A new message discards an unsaved one (re-record).
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("voxswitch.recordings")
 
 MAX_TRANSCODES = 2  # at once; the others wait their turn
+UNSAVED = "unsaved"  # a message's index status until it is saved
 
 
 class RecordingRefused(Exception):
@@ -90,6 +100,7 @@ class Message:
     ended: asyncio.Future[str]
     watch: SilenceWatch | None = None
     duration_ms: int = 0
+    stopped: bool = False  # its file is complete and the index knows its length
     saved: bool = False
     failed: bool = False
 
@@ -123,8 +134,11 @@ class RecordingService:
             log.warning("recording.recovered", extra={"recording_id": rid,
                                                       "duration_ms": item.duration_ms})
             ids.append(rid)
-        for row in await self.storage.recordings_in_status("recording"):
-            # Closed on disk, but the crash came before the index heard of it.
+        left = [*await self.storage.recordings_in_status("recording"),
+                *await self.storage.recordings_in_status(UNSAVED)]
+        for row in left:
+            # Closed on disk, but the crash came before the index heard of it; or a
+            # message whose call ended, with the switch, before a discard: saved.
             rid = row["id"]
             duration, status = await loop.run_in_executor(None, _wav_duration, Path(row["path"]))
             await self.storage.finish_recording(rid, utcnow(), duration, status)
@@ -161,24 +175,29 @@ class RecordingService:
 
     # ---- messages (RECORDMESSAGE) ------------------------------------------------------
 
-    def start_message(self, member: RecordedCall, group: str | None, name: str | None, *,
-                      timeout_s: float, max_s: float) -> Message:
+    async def start_message(self, member: RecordedCall, group: str | None,
+                            name: str | None, *, timeout_s: float, max_s: float) -> Message:
         """Start recording a message of the caller (mono), replacing an unsaved one;
         `ended` resolves when silence or the maximum length ends it (or its channel
-        closes). Finish it with `stop_message`. RecordingRefused."""
+        closes). Finish it with `stop_message`. RecordingRefused, StorageError."""
         call = member.call
         channel = member.media_channel()
         if not call.is_live or channel is None or channel.closed:
             raise RecordingRefused(f"call {call.id} has ended" if not call.is_live
                                    else f"call {call.id} has no media")
-        self._drop_unsaved(call.id)
+        await self._drop_unsaved(call.id)
         rid = self._new_id(call)
         path = self.path_of(rid)
+        group, started = group or call.api_no, utcnow()
+        await self.storage.add_recording(_row(call, rid, name or "", group, started, 1, path),
+                                         UNSAVED)
+        if not call.is_live or channel.closed:  # ended while the index was written
+            await self.storage.delete_recording(rid)
+            raise RecordingRefused(f"call {call.id} has ended")
         ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         recording = self.recorder.start(channel, path, channels=1,
                                         meta={"id": rid, "call_id": call.id, "message": True})
-        m = Message(rid, call.id, name or "", group or call.api_no, path, utcnow(),
-                    recording, ended)
+        m = Message(rid, call.id, name or "", group, path, started, recording, ended)
         m.watch = self.silence.watch(channel, timeout_s, lambda why: _settle(ended, why),
                                      max_s=max_s)
         self._messages[call.id] = m
@@ -195,7 +214,11 @@ class RecordingService:
             m.watch = None
         _settle(m.ended, why)
         result: RecordingResult = await asyncio.wrap_future(m.recording.stop())
-        m.duration_ms, m.failed = result.duration_ms, result.error is not None
+        if not m.stopped:
+            m.stopped = True
+            m.duration_ms, m.failed = result.duration_ms, result.error is not None
+            await self.storage.finish_recording(m.id, utcnow(), m.duration_ms,
+                                                "failed" if m.failed else UNSAVED)
         if m.failed:
             log.error("message.failed", extra={"call_id": call.id, "recording_id": m.id,
                                                "error": result.error})
@@ -204,7 +227,7 @@ class RecordingService:
     def last_message(self, call: Call) -> Message | None:
         """The call's last message once it has stopped (unsaved or saved), else None."""
         m = self._messages.get(call.id)
-        if m is None or not m.ended.done() or m.failed:
+        if m is None or not m.stopped or m.failed:
             return None
         return m
 
@@ -214,12 +237,10 @@ class RecordingService:
         m = self._messages.get(call.id)
         if m is None or m.failed:
             return None
-        if not m.ended.done():
+        if not m.stopped:
             await self.stop_message(call)
         if m.saved or m.failed:
             return None if m.failed else m
-        row = _row(call, m.id, m.name, m.group, m.started, 1, m.path)
-        await self.storage.add_recording(row)
         await self.storage.finish_recording(m.id, utcnow(), m.duration_ms, "completed")
         m.saved = True
         call.recordings.append({"name": m.name, "id": m.id})
@@ -233,19 +254,20 @@ class RecordingService:
         m = self._messages.get(call.id)
         if m is None or m.saved:
             return False
-        await self.stop_message(call)
-        self._drop_unsaved(call.id)
+        await self._drop_unsaved(call.id)
         return True
 
-    def _drop_unsaved(self, call_id: str) -> None:
+    async def _drop_unsaved(self, call_id: str) -> None:
         m = self._messages.pop(call_id, None)
-        if m is None:
+        if m is None or m.saved:
             return
-        if not m.saved:
-            m.recording.stop()
-            # deleted once its writer has closed it
-            m.recording.done.add_done_callback(lambda _: m.path.unlink(missing_ok=True))
-            log.info("message.discarded", extra={"call_id": call_id, "recording_id": m.id})
+        if m.watch is not None:
+            m.watch.cancel()
+        _settle(m.ended, "discarded")
+        await asyncio.wrap_future(m.recording.stop())
+        await self.storage.delete_recording(m.id)
+        await asyncio.to_thread(m.path.unlink, missing_ok=True)
+        log.info("message.discarded", extra={"call_id": call_id, "recording_id": m.id})
 
     def _matching(self, call: Call, group: str | None) -> list[_Open]:
         return [o for o in self._open.values()
@@ -318,7 +340,7 @@ class RecordingService:
             o.recording.stop()
             await self._saved(o)
         row = await self.storage.get_recording(recording_id)
-        if row is None:
+        if row is None or row["status"] == UNSAVED:
             return False
         await self.storage.delete_recording(recording_id)
         await asyncio.get_running_loop().run_in_executor(

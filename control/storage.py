@@ -329,13 +329,13 @@ class Storage:
 
     # -- recordings -----------------------------------------------------------------------
 
-    async def add_recording(self, row: dict[str, Any]) -> None:
-        """Index a recording that has just started (`RECORDING_COLUMNS`; status
-        'recording')."""
-        values = {**row, "start_time": _to_ms(row["start_time"])}
+    async def add_recording(self, row: dict[str, Any], status: str = "recording") -> None:
+        """Index a recording that has just started (`RECORDING_COLUMNS`); 'unsaved' for
+        a RECORDMESSAGE message, which lists and reads as absent until saved."""
+        values = {**row, "start_time": _to_ms(row["start_time"]), "status": status}
         await self._call(lambda: self._db().execute(
             f"INSERT INTO recordings ({', '.join(RECORDING_COLUMNS)}, status) VALUES "
-            f"({', '.join(':' + c for c in RECORDING_COLUMNS)}, 'recording')", values))
+            f"({', '.join(':' + c for c in RECORDING_COLUMNS)}, :status)", values))
 
     async def finish_recording(self, recording_id: str, end: datetime, duration_ms: int,
                                status: str) -> None:
@@ -368,7 +368,7 @@ class Storage:
     ) -> tuple[list[dict[str, Any]], bool]:
         """Recordings that started in [begin, end), oldest first, and whether more
         matched than `limit`."""
-        where: list[str] = []
+        where: list[str] = ["status != 'unsaved'"]
         args: list[Any] = []
         if begin is not None:
             where.append("start_time >= ?")
@@ -381,7 +381,7 @@ class Storage:
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
-        rows = await self._recordings(" AND ".join(where) or "1", args, limit + 1)
+        rows = await self._recordings(" AND ".join(where), args, limit + 1)
         return rows[:limit], len(rows) > limit
 
     async def _recordings(self, where: str, args: list[Any],

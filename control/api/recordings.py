@@ -32,7 +32,7 @@ from control.api.liveactions import MESSAGE_SCHEMA, body_object, live_control, m
 from control.api.query import choice_param, int_param, json_body, phone_param
 from control.api.routing import RouteTable, Schema, query
 from control.calls import CallControl, iso
-from control.recordings import RecordingRefused, RecordingService, recording_json
+from control.recordings import UNSAVED, RecordingRefused, RecordingService, recording_json
 from media.transcode import FORMATS, TranscodeError
 
 log = logging.getLogger("voxswitch.api.recordings")
@@ -201,7 +201,7 @@ async def call_recordings(request: web.Request) -> web.Response:
 
 async def _row(service: RecordingService, recording_id: str) -> dict[str, Any]:
     row = await service.storage.get_recording(recording_id)
-    if row is None:
+    if row is None or row["status"] == UNSAVED:  # a message not saved yet
         raise ApiError.recording_not_found(recording_id)
     return row
 

@@ -5,8 +5,9 @@ presses the test injects."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +94,10 @@ def flow(raw: list[dict[str, Any]], port: MessagePort, service: RecordingService
 async def speak(engine: MediaEngine, caller: Caller, task: asyncio.Task[Outcome],
                 pcm: npt.NDArray[np.int16], keys: dict[int, str] | None = None,
                 port: MessagePort | None = None) -> None:
-    """The caller sends `pcm` (then silence) a frame per tick until the flow is done;
-    `keys` presses a key at a tick."""
+    """Once the message has started, the caller sends `pcm` (then silence) a frame per
+    tick until the flow is done; `keys` presses a key at a tick."""
+    # the index row is written first, in storage's thread; then the recorder starts
+    await until(lambda: task.done() or bool(engine.output_hooks))
     for i in range(100_000):
         if task.done():
             return
@@ -108,13 +111,18 @@ async def speak(engine: MediaEngine, caller: Caller, task: asyncio.Task[Outcome]
     raise AssertionError("the flow never finished")
 
 
-async def deleted(path: Path) -> bool:
-    """True once `path` is gone (the recorder's thread deletes a discarded message)."""
-    for _ in range(200):
-        if not path.exists():
-            return True
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if condition():
+            return
         await asyncio.sleep(0.01)
-    return False
+    raise AssertionError("never came true")
+
+
+async def deleted(path: Path) -> bool:
+    """True once `path` is gone."""
+    await until(lambda: not path.exists())
+    return True
 
 
 async def finished(task: asyncio.Task[Outcome]) -> Outcome:
@@ -173,7 +181,7 @@ async def test_max_recording_time_ends_a_message_that_never_falls_silent(
 ])
 async def test_the_finish_key_ends_the_message(
     engine: MediaEngine, line: tuple[MessagePort, Caller], service: RecordingService,
-    finish: str | int | None, keys: dict[int, str], stop_tick: int
+    storage: Storage, finish: str | int | None, keys: dict[int, str], stop_tick: int
 ) -> None:
     port, caller = line
     port.digits.put_nowait("#")  # pressed before the start: forgotten
@@ -183,7 +191,9 @@ async def test_the_finish_key_ends_the_message(
     assert await finished(task) is Outcome.NEXT
     last = service.last_message(port.call)
     assert last is not None and last.duration_ms == pytest.approx(stop_tick * 20, abs=60)
-    assert port.call.recordings == []  # not saved yet
+    # not saved yet: not in the call's recordings, not listed, not deletable by REST
+    assert port.call.recordings == [] and await storage.list_recordings() == ([], False)
+    assert await service.delete(last.id) is False and last.path.exists()
 
 
 async def test_play_plays_the_message_back(
@@ -292,3 +302,31 @@ def test_a_bad_action_fails_at_compile_time() -> None:
     with pytest.raises(NoActions, match="accepted: start, play, discard, save") as err:
         compile_actions([message("rewind")])
     assert err.value.code == 400902
+
+
+@pytest.mark.parametrize("recording", [False, True])
+async def test_a_restart_saves_what_a_crash_left_unsaved(
+    engine: MediaEngine, line: tuple[MessagePort, Caller], service: RecordingService,
+    storage: Storage, tmp_path: Path, recording: bool
+) -> None:
+    port, caller = line
+    if recording:  # killed mid-message: the file is open, its marker beside it
+        task = flow([message()], port, service)
+        await until(lambda: bool(engine.output_hooks))  # the recorder has started
+        for i in range(75):
+            caller.send(sine(TONE_HZ, FRAME_S, level=-20))
+            engine.tick(i * FRAME_S)
+            await asyncio.sleep(0)
+        await until(lambda: service.recorder._ticks_written >= 75)
+        await asyncio.sleep(0.6)  # past a sync (twice a second)
+    else:
+        await record(engine, port, caller, service, sine(TONE_HZ, 0.3, level=-20), timeout=1)
+    crashed = tmp_path / "crashed"
+    shutil.copytree(service.directory, crashed)  # what kill -9 leaves
+    assert await storage.list_recordings() == ([], False)
+    [rid] = await RecordingService(engine, storage, crashed).recover()
+    [row] = (await storage.list_recordings())[0]
+    assert row["id"] == rid and row["status"] == "completed" and row["channels"] == 1
+    assert row["duration_ms"] >= 1000  # 1.5 s, or 0.3 s + 1.3 s to fall silent
+    if recording:
+        task.cancel()

@@ -102,7 +102,8 @@ async def _record(port: CallPort, member: RecordedCall, service: RecordingServic
                   name: str | None, group: str | None, finish: str, max_s: float,
                   timeout_s: float) -> bool:
     port.clear_digits()
-    message = service.start_message(member, group, name, timeout_s=timeout_s, max_s=max_s)
+    message = await service.start_message(member, group, name, timeout_s=timeout_s,
+                                          max_s=max_s)
     keyed = asyncio.ensure_future(_finish_key(port, finish))
     try:
         await asyncio.wait((keyed, message.ended), return_when=asyncio.FIRST_COMPLETED)

@@ -258,3 +258,21 @@ async def test_pause_resume_and_a_recording_in_progress(
                               "/LiveCalls/7@1/Actions/Recording/Stop"))[0] == 204
     status, body, _ = await request(client, auth, "GET", f"/History/Recordings/{rid}")
     assert body["duration"] == 400 and body["status"] == "completed"  # 600 ms, 200 paused
+
+
+async def test_an_unsaved_message_is_not_found_until_saved(
+    client: Client, auth: dict[str, str], session: Session, engine: MediaEngine,
+    service: RecordingService, check_error: CheckError
+) -> None:
+    message = await service.start_message(session, None, "vm", timeout_s=5, max_s=30)
+    ticks(engine, 10)
+    await service.stop_message(session.call)
+    for path in (f"/History/Recordings/{message.id}", f"/History/Recordings/{message.id}/wav"):
+        status, body, _ = await request(client, auth, "GET", path)
+        assert status == 404, path
+        check_error(body, 404, 404002)
+    status, body, _ = await request(client, auth, "GET", "/History/Recordings")
+    assert body["recordings"] == []
+    await service.save_message(session.call)
+    status, body, _ = await request(client, auth, "GET", f"/History/Recordings/{message.id}")
+    assert status == 200 and (body["duration"], body["channels"], body["name"]) == (200, 1, "vm")
