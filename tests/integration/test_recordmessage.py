@@ -2,7 +2,7 @@
 flows that record a message, and the saved message downloaded over REST holds it. One
 switch, five calls at once, one per called number: finish on key, maximum length,
 silence timeout, play back (what SIPp heard, from a capture) then discard, and a caller
-who hangs up before any save or discard."""
+who hangs up before any save or discard; and each download format of a message."""
 
 from __future__ import annotations
 
@@ -125,9 +125,17 @@ async def test_record_message_end_to_end(
     [(start, stop)] = spans(pcm)
     assert 1.2 <= stop - start <= 1.6 and 0 <= len(pcm) / 8000 - stop <= 0.3, (start, stop)
 
-    # Maximum length: 2 s of a tone that never stops, to the tick.
+    # Maximum length: 2 s of a tone that never stops, to the tick; every download format
+    # of it decodes to those 2 s, in one channel.
     pcm = await message_of(sw, ends["3002"])
     assert len(pcm) == pytest.approx(2 * 8000, abs=160)
+    rid = ends["3002"]["recordings"][0]["id"]
+    for fmt in ("ulw", "vox", "mp3", "wav", "wavM", "ogg", "aac", "au"):
+        async with rest(sw) as http, http.get(f"/v1/History/Recordings/{rid}/{fmt}") as resp:
+            assert resp.status == 200, (fmt, await resp.text())
+            got = audio.decode_file(await resp.read(), fmt)
+        assert got.channels == 1, fmt
+        assert (got.declared_s or got.seconds) == pytest.approx(len(pcm) / 8000, abs=0.05), fmt
 
     # Silence timeout: 1 s of tone, then it ends 2 s (+300 ms of hangover) after it.
     pcm = await message_of(sw, ends["3003"])
