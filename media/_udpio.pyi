@@ -1,4 +1,4 @@
-"""Types of the compiled RTP socket I/O (`_udpio.pyx`); see `media.udpio`."""
+"""Types of the compiled RTP receive (`_udpio.pyx`); see `media.udpio`."""
 
 import socket
 from collections.abc import Callable
@@ -14,10 +14,3 @@ class RtpSockets:
     def remove(self, sock: socket.socket) -> None: ...
     def drain(self, max_per_socket: int = 32) -> int: ...
     def close(self) -> None: ...
-
-def send_batch(
-    datagrams: list[bytes],
-    fds: list[int],
-    sockaddrs: list[bytes | None],
-    rows: list[int] | None,
-) -> tuple[int, list[int] | None]: ...

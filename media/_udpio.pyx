@@ -1,16 +1,14 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""Compiled RTP socket I/O: `media.udpio`'s receive set and batch send, in C.
+"""Compiled RTP receive: `media.udpio`'s receive set, in C.
 
-The same two things `media.udpio` does in Python, without the interpreter between
-syscalls: one epoll set over every channel's RTP socket, drained whole when the loop
-says it is readable, each datagram handed to its channel's callback with the source
-address (one tuple per source, reused while it does not change); and one tick's
-datagrams sent with a `sendto` per socket in one C loop, to addresses packed when the
-destination was set. `tests/media/test_udpio.py` holds both implementations to the
-same behaviour.
+What `media.udpio.PyRtpSockets` does, without the interpreter between syscalls: one
+epoll set over every channel's RTP socket, drained whole when the loop says it is
+readable, each datagram handed to its channel's callback with the source address (one
+tuple per source, reused while it does not change). `tests/media/test_udpio.py` holds
+both implementations to the same behaviour.
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.errno cimport EAGAIN, EINTR, errno
 from libc.string cimport memcmp, memcpy
 from posix.unistd cimport close
@@ -27,8 +25,6 @@ cdef extern from "<sys/socket.h>" nogil:
     struct sockaddr_storage:
         pass
     ssize_t recvfrom(int fd, void *buf, size_t n, int flags, sockaddr *addr, socklen_t *len)
-    ssize_t sendto(int fd, const void *buf, size_t n, int flags, const sockaddr *addr,
-                   socklen_t len)
     int MSG_DONTWAIT
     int MSG_TRUNC
 
@@ -190,27 +186,3 @@ cdef object _address(char *sa, socklen_t sa_len):
         scope = int.from_bytes(raw[24:28], "little")
         return (socket.inet_ntop(socket.AF_INET6, raw[8:24]), port, flow, scope)
     return (None, 0)
-
-
-def send_batch(list datagrams, list fds, list sockaddrs, rows):
-    """See `media.udpio.send_batch`."""
-    cdef Py_ssize_t i, count = len(datagrams)
-    cdef long long errors = 0
-    cdef int fd
-    cdef bytes data, sa
-    cdef list unsent = None
-    cdef object slot
-    for i in range(count):
-        slot = i if rows is None else rows[i]
-        sa = sockaddrs[slot]
-        if sa is None:
-            if unsent is None:
-                unsent = []
-            unsent.append(i)
-            continue
-        data = datagrams[i]
-        fd = fds[slot]
-        if sendto(fd, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), MSG_DONTWAIT,
-                  <const sockaddr *>PyBytes_AS_STRING(sa), PyBytes_GET_SIZE(sa)) < 0:
-            errors += 1
-    return errors, unsent

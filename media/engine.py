@@ -24,8 +24,8 @@ numpy call covers every channel. A tick (`tick(now)`) does, across all channels:
    sequence space; the event's own timestamp).
 
 Python work per channel per tick is one jitter-buffer pop (only while receiving), one
-bytes slice per playing channel and one slice per sending channel; everything else is
-a handful of numpy calls per tick, and the sends are one C loop (`media.udpio`). Inbound,
+bytes slice per playing channel and one slice plus `sendto` per sending channel;
+everything else is a handful of numpy calls per tick. Inbound,
 every channel's RTP socket is in one receive set whose descriptor the event loop
 watches: the loop wakes once for any number of ready sockets and the set hands each
 datagram to its channel (`Channel._on_rtp`), and each tick drains it once more first,
@@ -196,12 +196,9 @@ class MediaEngine:
         self._channels: list[Channel] = []
         self._in_frames: list[bytes] = []
         self._out_frames: list[bytes | memoryview] = []
-        # Per slot: the RTP socket (and its descriptor) a channel sends from, and where
-        # to, as given and packed for the batch send (`media.udpio`).
+        # Per slot: the RTP socket a channel sends from, and where to.
         self._socks: list[socket.socket] = []
-        self._fds: list[int] = []
         self._dests: list[Addr | None] = []
-        self._sockaddrs: list[bytes | None] = []
         # Every channel's RTP socket in one receive set, read when the loop finds it
         # readable and once more before each tick (`media.udpio`).
         self._receiver = udpio.RtpSockets()
@@ -615,19 +612,19 @@ class MediaEngine:
         return out
 
     def _transmit(self, datagrams: list[bytes]) -> None:
-        # Full socket buffer, unreachable network, socket closed mid-tick: a real-time
-        # packet is dropped and counted, never retried.
         rows = self._tx_rows
-        errors, unsent = udpio.send_batch(
-            datagrams, self._socks, self._fds, self._sockaddrs, self._dests, rows
-        )
-        self.stats.send_errors += errors
-        for i in unsent or ():
-            # A destination that is a host name: Python's sendto resolves it.
-            slot = i if rows is None else rows[i]
+        if rows is None:
+            socks: Sequence[socket.socket] = self._socks
+            dests: Sequence[Addr | None] = self._dests
+        else:
+            socks = [self._socks[r] for r in rows]
+            dests = [self._dests[r] for r in rows]
+        for sock, data, dest in zip(socks, datagrams, dests, strict=False):
             try:
-                self._socks[slot].sendto(datagrams[i], self._dests[slot])  # type: ignore[arg-type]
+                sock.sendto(data, dest)  # type: ignore[arg-type]
             except OSError:
+                # Full socket buffer, unreachable network, socket closed mid-tick: a
+                # real-time packet is dropped and counted, never retried.
                 self.stats.send_errors += 1
 
     # --- slots ---
@@ -665,9 +662,7 @@ class MediaEngine:
         self._in_frames.append(channel._silence_in)
         self._out_frames.append(self._zero_frame)
         self._socks.append(sock)
-        self._fds.append(sock.fileno())
         self._dests.append(None)
-        self._sockaddrs.append(None)
         # RFC 3550 §5.1: random initial sequence number and timestamp.
         self._seq[slot] = random.getrandbits(16)
         self._ts[slot] = random.getrandbits(32)
@@ -714,9 +709,7 @@ class MediaEngine:
             self._in_frames[slot] = self._in_frames[last]
             self._out_frames[slot] = self._out_frames[last]
             self._socks[slot] = self._socks[last]
-            self._fds[slot] = self._fds[last]
             self._dests[slot] = self._dests[last]
-            self._sockaddrs[slot] = self._sockaddrs[last]
             moved._slot = slot
             if self._dtmf is not None:
                 self._move_detector_row(last, slot)
@@ -724,9 +717,7 @@ class MediaEngine:
         self._in_frames.pop()
         self._out_frames.pop()
         self._socks.pop()
-        self._fds.pop()
         self._dests.pop()
-        self._sockaddrs.pop()
         channel._slot = -1
         self._groups_dirty = True
         self._mixing.slots_moved()
@@ -817,12 +808,8 @@ class MediaEngine:
             self._inband.discard(channel)
 
     def _set_destination(self, channel: Channel) -> None:
-        slot = channel._slot
-        if slot >= 0:
-            dest = channel._dest
-            self._dests[slot] = dest
-            sock = self._socks[slot]
-            self._sockaddrs[slot] = None if dest is None else udpio.pack_sockaddr(sock.family, dest)
+        if channel._slot >= 0:
+            self._dests[channel._slot] = channel._dest
 
     def _playing_changed(self, channel: Channel) -> None:
         # Playback advances only while the channel sends: a prompt queued during hold

@@ -1,5 +1,5 @@
-"""The engine's RTP socket I/O (`media.udpio`): the receive set and the batch send, both
-the compiled kernel and the Python reference, on real sockets on 127.0.0.1."""
+"""The engine's RTP receive set (`media.udpio`), both the compiled kernel and the Python
+reference, on real sockets on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -207,61 +207,6 @@ def test_ipv6_sources_have_the_shape_recvfrom_gives(kernel: str) -> None:
     assert sink.got == [(b"v6", peer.getsockname())]  # (host, port, flowinfo, scope_id)
     a.close()
     peer.close()
-
-
-# --- send ---
-
-
-def test_pack_sockaddr() -> None:
-    v4 = udpio.pack_sockaddr(socket.AF_INET, ("127.0.0.1", 4000))
-    assert v4 is not None and len(v4) == 16 and v4[2:8] == b"\x0f\xa0\x7f\x00\x00\x01"
-    v6 = udpio.pack_sockaddr(socket.AF_INET6, ("::1", 4000))
-    assert v6 is not None and len(v6) == 28 and v6[2:4] == b"\x0f\xa0" and v6[23] == 1
-    assert udpio.pack_sockaddr(socket.AF_INET, ("media.example.com", 4000)) is None
-    assert udpio.pack_sockaddr(socket.AF_INET, ("127.0.0.1", 70000)) is None
-    assert udpio.pack_sockaddr(socket.AF_INET6, ("127.0.0.1", 4000)) is None
-
-
-def test_send_batch_sends_each_row_from_its_socket(kernel: str) -> None:
-    socks = [bound() for _ in range(3)]
-    peers = [bound() for _ in range(3)]
-    dests = [p.getsockname() for p in peers]
-    packed = [udpio.pack_sockaddr(socket.AF_INET, d) for d in dests]
-    fds = [s.fileno() for s in socks]
-    errors, unsent = udpio.send_batch([b"a", b"b", b"c"], socks, fds, packed, dests, None)
-    assert (errors, unsent) == (0, None)
-    errors, unsent = udpio.send_batch([b"B", b"C"], socks, fds, packed, dests, [1, 2])
-    assert (errors, unsent) == (0, None)
-    got = [[(d, a) for d, a in drain(p)] for p in peers]
-    names = [s.getsockname() for s in socks]
-    assert got == [[(b"a", names[0])], [(b"b", names[1]), (b"B", names[1])],
-                   [(b"c", names[2]), (b"C", names[2])]]
-    for s in socks + peers:
-        s.close()
-
-
-def test_send_batch_counts_errors_and_returns_the_rows_it_cannot_address(kernel: str) -> None:
-    socks = [bound() for _ in range(3)]
-    peer = bound()
-    dest = peer.getsockname()
-    dests = [dest, ("media.example.com", 4000), dest]
-    packed = [udpio.pack_sockaddr(socket.AF_INET, d) for d in dests]
-    fds = [s.fileno() for s in socks]
-    too_big = bytes(70_000)  # past the UDP limit: EMSGSIZE
-    errors, unsent = udpio.send_batch([b"ok", b"named", too_big], socks, fds, packed, dests, None)
-    assert (errors, unsent) == (1, [1])
-    assert [d for d, _ in drain(peer)] == [b"ok"]
-    for s in [*socks, peer]:
-        s.close()
-
-
-def drain(sock: socket.socket) -> list[tuple[bytes, Any]]:
-    out = []
-    while True:
-        try:
-            out.append(sock.recvfrom(65536))
-        except BlockingIOError:
-            return out
 
 
 # --- through the engine ---
