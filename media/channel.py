@@ -643,12 +643,13 @@ class Channel:
     def _send_report(self, bye: bool = False) -> None:
         """Send SR (RTP sent since the last report) or RR, SDES CNAME, and BYE if `bye`."""
         dest = self._rtcp_destination()
+        # From the RTCP socket, or the RTP one with rtcp-mux or when RTCP has no port.
         rtcp = self._rtcp_transport
         sendto: Callable[[bytes, Addr], object] | None
-        if self._rtcp_mux or rtcp is None or rtcp.is_closing():
+        if self._rtcp_mux or rtcp is None:
             sendto = None if self._rtp_sock is None else self._rtp_sock.sendto
         else:
-            sendto = rtcp.sendto
+            sendto = None if rtcp.is_closing() else rtcp.sendto
         if dest is None or sendto is None or self._closed:
             return
         self._engine._sync_stats(self)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -30,11 +30,24 @@ def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
     yield request.param
 
 
-def bound(family: int = socket.AF_INET, host: str = "127.0.0.1") -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    sock.bind((host, 0))
-    sock.setblocking(False)
-    return sock
+Bound = Callable[..., socket.socket]
+
+
+@pytest.fixture
+def bound() -> Iterator[Bound]:
+    """Make non-blocking UDP sockets on loopback; every one is closed after the test."""
+    made: list[socket.socket] = []
+
+    def make(family: int = socket.AF_INET, host: str = "127.0.0.1") -> socket.socket:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        made.append(sock)
+        sock.bind((host, 0))
+        sock.setblocking(False)
+        return sock
+
+    yield make
+    for sock in made:
+        sock.close()
 
 
 class Sink:
@@ -54,7 +67,9 @@ def wait_readable(rx: Any, timeout: float = 2.0) -> None:
     assert ready, "the receive set never became readable"
 
 
-def test_each_datagram_reaches_its_sockets_callback_with_its_source(kernel: str) -> None:
+def test_each_datagram_reaches_its_sockets_callback_with_its_source(
+    kernel: str, bound: Bound
+) -> None:
     rx = udpio.RtpSockets()
     a, b, peer = bound(), bound(), bound()
     sink_a, sink_b = Sink(), Sink()
@@ -70,11 +85,9 @@ def test_each_datagram_reaches_its_sockets_callback_with_its_source(kernel: str)
     assert sink_b.got == [(b"two", source)]
     assert rx.datagrams == 3 and len(rx) == 2
     assert rx.drain() == 0  # nothing left: the set is not readable any more
-    for s in (a, b, peer):
-        s.close()
 
 
-def test_the_address_follows_a_new_source(kernel: str) -> None:
+def test_the_address_follows_a_new_source(kernel: str, bound: Bound) -> None:
     rx = udpio.RtpSockets()
     a, p1, p2 = bound(), bound(), bound()
     sink = Sink()
@@ -84,11 +97,9 @@ def test_the_address_follows_a_new_source(kernel: str) -> None:
     wait_readable(rx)
     rx.drain()
     assert [addr for _, addr in sink.got] == [p1.getsockname(), p2.getsockname(), p1.getsockname()]
-    for s in (a, p1, p2):
-        s.close()
 
 
-def test_one_flooded_socket_gets_at_most_its_share_per_drain(kernel: str) -> None:
+def test_one_flooded_socket_gets_at_most_its_share_per_drain(kernel: str, bound: Bound) -> None:
     rx = udpio.RtpSockets()
     a, b, peer = bound(), bound(), bound()
     sink_a, sink_b = Sink(), Sink()
@@ -102,11 +113,9 @@ def test_one_flooded_socket_gets_at_most_its_share_per_drain(kernel: str) -> Non
     assert len(sink_a.got) == 32 and len(sink_b.got) == 1
     assert rx.drain(max_per_socket=32) == 8
     assert [d for d, _ in sink_a.got] == [bytes([i]) for i in range(40)]  # in order, none lost
-    for s in (a, b, peer):
-        s.close()
 
 
-def test_a_large_datagram_arrives_whole(kernel: str) -> None:
+def test_a_large_datagram_arrives_whole(kernel: str, bound: Bound) -> None:
     rx = udpio.RtpSockets()
     a, peer = bound(), bound()
     sink = Sink()
@@ -116,11 +125,9 @@ def test_a_large_datagram_arrives_whole(kernel: str) -> None:
     wait_readable(rx)
     rx.drain()
     assert sink.got == [(big, peer.getsockname())] and rx.truncated == 0
-    a.close()
-    peer.close()
 
 
-def test_a_callback_that_removes_its_socket_gets_nothing_more(kernel: str) -> None:
+def test_a_callback_that_removes_its_socket_gets_nothing_more(kernel: str, bound: Bound) -> None:
     rx = udpio.RtpSockets()
     a, peer = bound(), bound()
     got: list[bytes] = []
@@ -135,11 +142,11 @@ def test_a_callback_that_removes_its_socket_gets_nothing_more(kernel: str) -> No
     wait_readable(rx)
     rx.drain()
     assert got == [b"p"] and len(rx) == 0
-    a.close()
-    peer.close()
 
 
-def test_a_reused_descriptor_is_not_delivered_to_the_old_callback(kernel: str) -> None:
+def test_a_reused_descriptor_is_not_delivered_to_the_old_callback(
+    kernel: str, bound: Bound
+) -> None:
     rx = udpio.RtpSockets()
     old, peer = bound(), bound()
     old_sink, new_sink = Sink(), Sink()
@@ -154,12 +161,10 @@ def test_a_reused_descriptor_is_not_delivered_to_the_old_callback(kernel: str) -
     wait_readable(rx)
     rx.drain()
     assert old_sink.got == [] and new_sink.got == [(b"new", peer.getsockname())]
-    new.close()
-    peer.close()
 
 
 def test_a_failing_callback_is_logged_and_the_others_still_get_theirs(
-    kernel: str, caplog: pytest.LogCaptureFixture
+    kernel: str, bound: Bound, caplog: pytest.LogCaptureFixture
 ) -> None:
     rx = udpio.RtpSockets()
     a, b, peer = bound(), bound(), bound()
@@ -178,11 +183,9 @@ def test_a_failing_callback_is_logged_and_the_others_still_get_theirs(
         assert rx.drain() == 3
     assert sink.got == [(b"3", peer.getsockname())]
     assert sum("receive callback failed" in r.getMessage() for r in caplog.records) == 2
-    for s in (a, b, peer):
-        s.close()
 
 
-def test_adding_a_socket_twice_is_refused(kernel: str) -> None:
+def test_adding_a_socket_twice_is_refused(kernel: str, bound: Bound) -> None:
     rx = udpio.RtpSockets()
     a = bound()
     rx.add(a, Sink())
@@ -190,14 +193,10 @@ def test_adding_a_socket_twice_is_refused(kernel: str) -> None:
         rx.add(a, Sink())
     rx.remove(a)
     rx.remove(a)  # idempotent
-    a.close()
 
 
-def test_ipv6_sources_have_the_shape_recvfrom_gives(kernel: str) -> None:
-    try:
-        a, peer = bound(socket.AF_INET6, "::1"), bound(socket.AF_INET6, "::1")
-    except OSError:
-        pytest.skip("no IPv6 loopback here")
+def test_ipv6_sources_have_the_shape_recvfrom_gives(kernel: str, bound: Bound) -> None:
+    a, peer = bound(socket.AF_INET6, "::1"), bound(socket.AF_INET6, "::1")
     rx = udpio.RtpSockets()
     sink = Sink()
     rx.add(a, sink)
@@ -205,8 +204,6 @@ def test_ipv6_sources_have_the_shape_recvfrom_gives(kernel: str) -> None:
     wait_readable(rx)
     rx.drain()
     assert sink.got == [(b"v6", peer.getsockname())]  # (host, port, flowinfo, scope_id)
-    a.close()
-    peer.close()
 
 
 # --- through the engine ---
