@@ -32,13 +32,19 @@ $(STAMP): pyproject.toml setup.py media/dsp/_dtmf_kernel.pyx media/_udpio.pyx
 run: install
 	$(VENV)/bin/voxswitch serve
 
+# Three workers on two cores: most integration tests wait on peers and timers, not the
+# CPU. Each file stays on one worker (module fixtures); tests/support/ports.py gives each
+# worker its own port slice.
+PYTEST_WORKERS ?= 3
+PYTEST := $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+
 test: install
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 check: install
 	$(VENV)/bin/ruff check media signaling control tests bench
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 bench: install
 	$(PY) bench/engine.py

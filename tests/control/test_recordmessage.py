@@ -253,6 +253,8 @@ async def test_the_call_ending_before_a_discard_saves_the_message(
     port, caller = line
     if recording:  # hung up mid-message: the flow is cancelled, as the session does
         task = flow([message()], port, service)
+        # the index row is written in a thread first: wait for the message, not for luck
+        await until(lambda: port.call.id in service._messages)
         for i in range(20):
             caller.send(sine(TONE_HZ, FRAME_S, level=-20))
             engine.tick(i * FRAME_S)

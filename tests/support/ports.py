@@ -3,19 +3,40 @@
 The kernel hands out ephemeral ports from `ip_local_port_range` (32768-60999 here), so
 explicitly chosen ports (RTP blocks, SIPp's media pair) are drawn at random from below that
 range and probed by binding them. Ports handed out by this process are never reused, which
-keeps parallel peers in one test from colliding.
+keeps parallel peers in one test from colliding. Under pytest-xdist each worker draws from
+its own slice of that range (PYTEST_XDIST_WORKER, PYTEST_XDIST_WORKER_COUNT), so a port one
+worker probed free cannot be taken by another worker's peer before it is bound.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 from collections import deque
 from pathlib import Path
 
 HOST = "127.0.0.1"
-_LOW, _HIGH = 20000, 32000
-RECENT = 3000
+_RANGE = (20000, 32000)
+
+
+def worker_slice(worker: str | None, workers: str | None,
+                 lo: int = _RANGE[0], hi: int = _RANGE[1]) -> tuple[int, int]:
+    """The part of [lo, hi) for xdist worker `worker` ("gw3") of `workers`; all of it when
+    not under xdist."""
+    if not worker or not workers:
+        return lo, hi
+    index, count = int(worker.removeprefix("gw")), int(workers)
+    if not 0 <= index < count:
+        raise ValueError(f"xdist worker {worker!r} is not one of {count}")
+    size = (hi - lo) // count
+    return lo + index * size, lo + (index + 1) * size
+
+
+_LOW, _HIGH = worker_slice(os.environ.get("PYTEST_XDIST_WORKER"),
+                           os.environ.get("PYTEST_XDIST_WORKER_COUNT"))
+# Ports remembered as handed out: a quarter of the range, so that blocks stay easy to find.
+RECENT = (_HIGH - _LOW) // 4
 _handed_out: set[int] = set()
 _order: deque[int] = deque()
 
