@@ -27,6 +27,12 @@ the list and the REST API; it joins the call's `recordings` when saved, by
 reason a restarted switch saves the messages a crash left unsaved. Its length is
 bounded in audio time by `media.vad.SilenceMonitor`: the silence timeout (voice
 activity) and the maximum length. A new message discards an unsaved one (re-record).
+
+With recording storage configured (`control.recordingstore`), a recording is uploaded
+once it is closed and complete, and its local file removed: a RECORD recording when it
+stops (or its call ends), a message once saved and no longer playable by its call (its
+call ended, or a new message replaced it). Downloads of an uploaded recording fetch it
+to a temporary file first; deleting one deletes its object.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from control.calls import Call, iso, utcnow
+from control.recordingstore import RecordingStore
 from control.storage import Storage
 from media.recorder import Recorder, Recording, RecordingResult, recover
 from media.transcode import transcode
@@ -108,9 +115,13 @@ class Message:
 class RecordingService:
     """Starts, pauses, resumes and stops recordings, and keeps their index."""
 
-    def __init__(self, engine: Any, storage: Storage, directory: Path) -> None:
+    def __init__(self, engine: Any, storage: Storage, directory: Path,
+                 store: RecordingStore | None = None) -> None:
         self.directory = Path(directory)
         self.storage = storage
+        # where closed recordings go (unconfigured: they stay in `directory`)
+        self.store = store or RecordingStore(storage, self.directory)
+        self.store.busy = self._busy
         self.recorder = Recorder(engine)
         self._open: dict[str, _Open] = {}
         self._counts: dict[str, int] = {}
@@ -120,6 +131,10 @@ class RecordingService:
 
     def path_of(self, recording_id: str) -> Path:
         return self.directory / f"{recording_id}.wav"
+
+    def _busy(self) -> set[str]:
+        """Recordings not to upload yet: open ones, and messages their call may play."""
+        return {*self._open, *(m.id for m in self._messages.values())}
 
     async def recover(self) -> list[str]:
         """At start-up: close the recordings a crash left open and mark them completed
@@ -143,6 +158,7 @@ class RecordingService:
             duration, status = await loop.run_in_executor(None, _wav_duration, Path(row["path"]))
             await self.storage.finish_recording(rid, utcnow(), duration, status)
             ids.append(rid)
+        self.store.sweep()  # what an earlier run could not upload goes now
         return ids
 
     async def start(self, member: RecordedCall, group: str | None, name: str | None) -> str:
@@ -185,7 +201,10 @@ class RecordingService:
         if not call.is_live or channel is None or channel.closed:
             raise RecordingRefused(f"call {call.id} has ended" if not call.is_live
                                    else f"call {call.id} has no media")
+        previous = self._messages.get(call.id)
         await self._drop_unsaved(call.id)
+        if previous is not None and previous.saved:  # no longer playable by the call
+            self.store.offload(previous.id)
         rid = self._new_id(call)
         path = self.path_of(rid)
         group, started = group or call.api_no, utcnow()
@@ -306,8 +325,10 @@ class RecordingService:
             if call.id in self._messages:
                 await self.save_message(call)
         finally:
-            self._messages.pop(call.id, None)
+            m = self._messages.pop(call.id, None)
             self._counts.pop(call.id, None)
+            if m is not None and m.saved:
+                self.store.offload(m.id)
 
     async def close(self) -> None:
         """Shutting down: stop every recording, save it, end the writer thread."""
@@ -317,6 +338,7 @@ class RecordingService:
         for o in opened:
             await self._saved(o)
         await asyncio.get_running_loop().run_in_executor(None, self.recorder.close)
+        await self.store.close()
 
     async def _save_when_done(self, o: _Open) -> None:
         result: RecordingResult = await asyncio.wrap_future(o.recording.done)
@@ -326,6 +348,9 @@ class RecordingService:
             await self.storage.finish_recording(o.id, utcnow(), result.duration_ms, status)
         except Exception:
             log.exception("recording.index_failed", extra={"recording_id": o.id})
+        else:
+            if not result.error:
+                self.store.offload(o.id)
         if result.error:
             log.error("recording.failed", extra={"call_id": o.call_id, "recording_id": o.id,
                                                  "error": result.error})
@@ -334,20 +359,23 @@ class RecordingService:
                                                "duration_ms": result.duration_ms})
 
     async def delete(self, recording_id: str) -> bool:
-        """Delete a recording (stopping it first if open); False when there is none."""
+        """Delete a recording (stopping it first if open) and its object if uploaded;
+        False when there is none. ObjectStoreError: the object could not be deleted
+        (the recording stays)."""
         o = self._open.get(recording_id)
         if o is not None:
             o.recording.stop()
             await self._saved(o)
+        await self.store.settle(recording_id)  # an upload under way ends first
         row = await self.storage.get_recording(recording_id)
         if row is None or row["status"] == UNSAVED:
             return False
+        await self.store.delete_object(row)
         await self.storage.delete_recording(recording_id)
         await asyncio.get_running_loop().run_in_executor(
             None, lambda: Path(row["path"]).unlink(missing_ok=True))
         log.info("recording.deleted", extra={"recording_id": recording_id})
         return True
-
 
     async def export(self, path: Path, fmt: str) -> IO[bytes]:
         """The recording at `path` in download format `fmt` (`media.transcode`): an
@@ -402,9 +430,11 @@ def recording_json(row: dict[str, Any]) -> dict[str, Any]:
         "start_time": iso(row["start_time"]),
         "end_time": iso(row["end_time"]),
         "duration": row["duration_ms"],
-        # voxswitch extensions: the call, the action's name, and the state of the file
+        # voxswitch extensions: the call, the action's name, the state of the file and
+        # where it is (storage: "local" or "s3")
         "call_id": row["call_id"],
         "name": row["name"],
         "channels": row["channels"],
         "status": row["status"],
+        "storage": "s3" if row.get("object_key") else "local",
     }

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from control.objectstore import ConfigError, S3Config
+
 
 class SettingsError(ValueError):
     """A setting has a value we cannot use; the message names it and says what fits."""
@@ -69,10 +71,35 @@ class Settings:
     outbound_proxy: str | None = None
     outbound_username: str | None = None
     outbound_password: str | None = None
+    # The S3 bucket closed recordings go to (`[recording_storage]` in the file: access_key,
+    # security_key, region, bucket, endpoint_url); Integrations/RecordingStorage/AWS set
+    # over REST takes its place until DELETEd. None: recordings stay in the data dir.
+    recording_storage_access_key: str | None = None
+    recording_storage_security_key: str | None = field(default=None, repr=False)
+    recording_storage_region: str | None = None
+    recording_storage_bucket: str | None = None
+    recording_storage_endpoint_url: str | None = None
 
     @property
     def cache_dir(self) -> Path:
         return self.data_dir / "cache"
+
+    @property
+    def recording_storage(self) -> S3Config | None:
+        """The settings' recording storage, or None; ConfigError when incomplete. Its
+        region defaults to us-east-1 when an endpoint_url names the store."""
+        values = (self.recording_storage_access_key, self.recording_storage_security_key,
+                  self.recording_storage_region, self.recording_storage_bucket,
+                  self.recording_storage_endpoint_url)
+        if not any(values):
+            return None
+        region = self.recording_storage_region
+        if not region and self.recording_storage_endpoint_url:
+            region = "us-east-1"
+        return S3Config(self.recording_storage_access_key or "",
+                        self.recording_storage_security_key or "", region or "",
+                        self.recording_storage_bucket or "",
+                        self.recording_storage_endpoint_url or None)
 
 
 _CONVERTERS: dict[str, Any] = {
@@ -85,7 +112,7 @@ _CONVERTERS: dict[str, Any] = {
     "outbound_proxy": lambda v: check_proxy(str(v)) if v else None,
 }
 
-_TABLES = ("outbound",)  # TOML tables whose keys are settings named TABLE_KEY
+_TABLES = ("outbound", "recording_storage")  # TOML tables: keys are settings TABLE_KEY
 
 
 def check_proxy(text: str) -> str:
@@ -139,7 +166,13 @@ def load(config_file: Path | None, env: dict[str, str], cli: dict[str, Any]) -> 
     from_env = {k[len("VOXSWITCH_"):].lower(): v for k, v in env.items()
                 if k.startswith("VOXSWITCH_") and k != "VOXSWITCH_CONFIG"}
     settings = _apply(settings, from_env, "environment")
-    return _apply(settings, cli, "command line")
+    settings = _apply(settings, cli, "command line")
+    try:
+        _ = settings.recording_storage
+    except ConfigError as exc:
+        raise SettingsError(f"recording_storage: {exc.field.removeprefix('s3.')} "
+                            f"{exc.problem}") from None
+    return settings
 
 
 def ensure_api_key(settings: Settings) -> Settings:

@@ -73,6 +73,17 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX recordings_start_time ON recordings (start_time, id)",
         "CREATE INDEX recordings_call_id ON recordings (call_id)",
     ),
+    # 3: where a recording lives once uploaded (NULL: only the local file), and the
+    # integrations set over REST (Integrations/RecordingStorage/AWS, ...)
+    (
+        "ALTER TABLE recordings ADD COLUMN bucket TEXT",
+        "ALTER TABLE recordings ADD COLUMN object_key TEXT",
+        """CREATE TABLE integrations (
+            name TEXT PRIMARY KEY,            -- e.g. 'recording_storage/aws'
+            data TEXT NOT NULL,               -- JSON
+            updated_on TEXT NOT NULL
+        )""",
+    ),
 ]
 
 RECORDING_COLUMNS = ("id", "call_id", "name", "grp", "app_id", "subaccount_id", "caller_no",
@@ -354,6 +365,38 @@ class Storage:
 
     async def recordings_in_status(self, status: str) -> list[dict[str, Any]]:
         return await self._recordings("status = ?", [status], None)
+
+    async def set_recording_location(self, recording_id: str, bucket: str | None,
+                                     object_key: str | None) -> None:
+        """Where the recording now lives: an object store's bucket and key (None, None:
+        only its local file)."""
+        await self._call(lambda: self._db().execute(
+            "UPDATE recordings SET bucket = ?, object_key = ? WHERE id = ?",
+            (bucket, object_key, recording_id)))
+
+    async def recordings_to_upload(self) -> list[dict[str, Any]]:
+        """Completed recordings that are only in their local file, oldest first."""
+        return await self._recordings("status = 'completed' AND object_key IS NULL", [], None)
+
+    # -- integrations ---------------------------------------------------------------------
+
+    async def get_integration(self, name: str) -> dict[str, Any] | None:
+        row = await self._call(lambda: self._db().execute(
+            "SELECT data FROM integrations WHERE name = ?", (name,)).fetchone())
+        return json.loads(row[0]) if row else None
+
+    async def put_integration(self, name: str, data: dict[str, Any]) -> None:
+        text = json.dumps(data, separators=(",", ":"))
+        now = datetime.now(UTC).isoformat()
+        await self._call(lambda: self._db().execute(
+            "INSERT INTO integrations (name, data, updated_on) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET data = excluded.data, "
+            "updated_on = excluded.updated_on", (name, text, now)))
+
+    async def delete_integration(self, name: str) -> bool:
+        cursor = await self._call(lambda: self._db().execute(
+            "DELETE FROM integrations WHERE name = ?", (name,)))
+        return cursor.rowcount > 0
 
     async def list_recordings(
         self,

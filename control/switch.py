@@ -20,6 +20,7 @@ from control.flowconfig import CallFlowConfig
 from control.inbound import InboundSession
 from control.queues import QueueService
 from control.recordings import RecordingService
+from control.recordingstore import RecordingStore
 from control.session import CallSession
 from control.settings import Settings
 from control.storage import Storage
@@ -48,8 +49,10 @@ class Switch:
         self.engine = MediaEngine(host=settings.sip_listen.host, port_range=settings.rtp_ports)
         self.conferences = ConferenceService(self.engine)  # conferences: shared by flows + API
         self.queues = QueueService(self.engine)  # call queues: shared by flows + API
-        self.recordings = RecordingService(self.engine, self.storage,
-                                           settings.data_dir / "recordings")
+        recordings_dir = settings.data_dir / "recordings"
+        self.recordings = RecordingService(
+            self.engine, self.storage, recordings_dir,
+            RecordingStore(self.storage, recordings_dir, settings.recording_storage))
         self.stack = SipStack(settings.sip_listen.host, settings.sip_listen.port,
                               on_invite=self._on_invite, user_agent=USER_AGENT)
         self.sessions: set[CallSession] = set()
@@ -76,7 +79,9 @@ class Switch:
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await self.storage.open()
-        await self.recordings.recover()  # what a crash left open is closed and listed
+        await self.recordings.store.load()  # the S3 bucket set over REST, if any
+        # what a crash left open is closed and listed; what is still local is uploaded
+        await self.recordings.recover()
         self._http = aiohttp.ClientSession()
         self._callbacks = CallbackClient(self._http, USER_AGENT)
         await self.engine.start()

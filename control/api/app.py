@@ -20,6 +20,7 @@ from control.api import (
     conferences,
     dials,
     history,
+    integrations,
     liveactions,
     livecalls,
     openapi,
@@ -43,6 +44,7 @@ RESOURCES: tuple[RouteTable, ...] = (
     recordings.routes,
     dials.routes,
     history.routes,
+    integrations.routes,
     openapi.routes,
 )
 

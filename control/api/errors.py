@@ -95,6 +95,9 @@ RECORDING_NOT_FOUND = ErrorPreset(
 )
 STORAGE = ErrorPreset(500, 500101, "Storage Error", "", "A stored file could not be read.")
 DATABASE = ErrorPreset(500, 500102, "Database Error", "", "A storage error occurred.")
+# spec: Integration Errors (the recording storage bucket failed)
+INTEGRATION_STORAGE = ErrorPreset(500, 500501, "Storage Error", "",
+                                  "The recording storage could not be reached.")
 UNCAUGHT = ErrorPreset(
     500,
     500999,
@@ -228,6 +231,11 @@ class ApiError(Exception):
     def storage(cls, detail: str) -> ApiError:
         """500101: a stored file (a recording) could not be read or converted."""
         return cls.from_preset(STORAGE, help=detail)
+
+    @classmethod
+    def integration_storage(cls, detail: str) -> ApiError:
+        """500501: the recording storage (an S3 bucket) refused or could not be reached."""
+        return cls.from_preset(INTEGRATION_STORAGE, help=detail)
 
     @classmethod
     def database(cls, detail: str) -> ApiError:

@@ -8,9 +8,12 @@ Choices where the spec is silent:
 - Download serves every format of the spec's list (`media.transcode` holds the choices:
   wav as recorded, wavM the mono mixdown, ulw and vox mono, mp3/ogg/aac/au with the
   recording's channels, aac in an MP4 file), transcoded off the event loop on each
-  request (nothing cached, so nothing goes stale); a name outside the list (they are
+  request (nothing cached, so nothing goes stale; the source format is the file itself,
+  sent from a handle opened while it is held: no Range); a name outside the list (they are
   case-sensitive, as `wavM` shows) is 400001. A recording still being written is
-  400001; a file that can't be transcoded is 500101.
+  400001; a file that can't be transcoded is 500101. A recording uploaded to the
+  recording storage (S3) is fetched to a temporary file first; a bucket that fails
+  then, or on DELETE, is the spec's Integration error 500501 (the recording stays).
 - Pause, Resume and Stop act on all of the call's open recordings and are no-ops when it
   has none; Start without a call, or on a call without media, is 404404.
 - The list accepts the example's `call_id` too; `app_id` other than this application's
@@ -19,8 +22,8 @@ Choices where the spec is silent:
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -32,6 +35,7 @@ from control.api.liveactions import MESSAGE_SCHEMA, body_object, live_control, m
 from control.api.query import choice_param, int_param, json_body, phone_param
 from control.api.routing import RouteTable, Schema, query
 from control.calls import CallControl, iso
+from control.objectstore import ObjectStoreError
 from control.recordings import UNSAVED, RecordingRefused, RecordingService, recording_json
 from media.transcode import FORMATS, TranscodeError
 
@@ -61,6 +65,8 @@ RECORDING_SCHEMA: Schema = {
         "duration": {"type": "integer", "description": "milliseconds"},
         "channels": {"type": "integer",
                      "description": "2: caller left, what it heard right; 1: a message"},
+        "storage": {"enum": ["local", "s3"],
+                    "description": "where the file is: the data dir, or the S3 bucket"},
     },
 }
 LIST_SCHEMA: Schema = {
@@ -221,23 +227,36 @@ async def download_recording(request: web.Request) -> web.StreamResponse:
     row = await _row(service, request.match_info["id"])
     if row["status"] == "recording":
         raise ApiError.validation("id", "is still recording: download it once it has stopped")
-    path = Path(row["path"])
-    if row["status"] != "completed" or not path.is_file():
+    if row["status"] != "completed":
         raise ApiError.recording_not_found(row["id"])
     headers = {
         "Content-Type": spec.content_type,
         "Content-Disposition": f'attachment; filename="{row["id"]}.{spec.extension}"',
         "X-Recording-Start": iso(row["start_time"]) or "",
     }
-    if spec.is_source(row["channels"]):
-        return web.FileResponse(path, headers=headers)
     try:
-        body = await service.export(path, fmt)
+        # the local file, or a copy fetched from the bucket, for as long as it is read
+        async with service.store.local_file(row["id"]) as path:
+            # opened while held: an upload that removes the file meanwhile, or the
+            # fetched copy's removal, leaves what is being sent readable
+            body = (await asyncio.to_thread(path.open, "rb")
+                    if spec.is_source(row["channels"]) else await service.export(path, fmt))
+    except FileNotFoundError:
+        raise ApiError.recording_not_found(row["id"]) from None
+    except ObjectStoreError as exc:
+        raise _bucket_failed(row["id"], "downloaded", exc) from None
     except TranscodeError as exc:
         log.error("recording.transcode_failed", extra={"recording_id": row["id"],
                                                        "format": fmt, "error": str(exc)})
         raise ApiError.storage(f"The recording could not be converted to {fmt}.") from None
     return web.Response(body=body, headers=headers)
+
+
+def _bucket_failed(recording_id: str, what: str, exc: ObjectStoreError) -> ApiError:
+    log.warning("recording.storage_failed", extra={"recording_id": recording_id,
+                                                   "error_code": exc.code, "error": str(exc)})
+    return ApiError.integration_storage(
+        f"The recording could not be {what}: the recording storage answered {exc}.")
 
 
 @routes.route(
@@ -248,6 +267,10 @@ async def download_recording(request: web.Request) -> web.StreamResponse:
 )
 async def delete_recording(request: web.Request) -> web.Response:
     recording_id = request.match_info["id"]
-    if not await _service(request).delete(recording_id):
+    try:
+        deleted = await _service(request).delete(recording_id)
+    except ObjectStoreError as exc:
+        raise _bucket_failed(recording_id, "deleted", exc) from None
+    if not deleted:
         raise ApiError.recording_not_found(recording_id)
     return web.Response(status=204)
