@@ -22,11 +22,11 @@ REGION = "us-east-1"
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
-    """Start moto on 127.0.0.1:0; its endpoint URL."""
+def moto_server(port: int = 0) -> Iterator[str]:
+    """Start moto on 127.0.0.1 (port 0: any free one); its endpoint URL."""
     from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     try:

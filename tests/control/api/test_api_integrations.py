@@ -84,7 +84,7 @@ async def test_endpoint_url_for_an_s3_compatible_store(
     assert service.store.config is not None
     assert service.store.config.endpoint_url == "http://127.0.0.1:9000"
     status, got = await call(client, auth, "GET")
-    assert got["s3"] == body["s3"] and got["security_key"] is True
+    assert status == 200 and got["s3"] == body["s3"] and got["security_key"] is True
 
 
 async def test_the_settings_file_is_the_default_until_put_and_after_delete(
@@ -92,6 +92,7 @@ async def test_the_settings_file_is_the_default_until_put_and_after_delete(
 ) -> None:
     service.store.default = FILE_DEFAULT
     status, body = await call(client, auth, "GET")
+    assert status == 200
     assert body == {"access_key": "AKIAFILE", "security_key": True, "source": "settings",
                     "s3": {"region": "us-east-1", "bucket": "file-bucket",
                            "endpoint_url": "http://127.0.0.1:9000"}}
@@ -99,6 +100,7 @@ async def test_the_settings_file_is_the_default_until_put_and_after_delete(
     assert (await call(client, auth, "GET"))[1]["s3"]["bucket"] == "my-recordings"
     assert await call(client, auth, "DELETE") == (200, NULLS)
     status, body = await call(client, auth, "GET")
+    assert status == 200
     assert body["source"] == "settings" and body["s3"]["bucket"] == "file-bucket"
     assert service.store.config == FILE_DEFAULT
 
