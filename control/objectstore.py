@@ -169,13 +169,18 @@ class ObjectStore:
                 async for chunk in resp.content.iter_chunked(CHUNK * 4):
                     await asyncio.to_thread(out.write, chunk)
                     written += len(chunk)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise _cut_short(key, exc) from exc
             finally:
                 await asyncio.to_thread(out.close)
             return written
 
     async def get_bytes(self, key: str) -> bytes:
         async with self._request("GET", key) as resp:
-            return await resp.read()
+            try:
+                return await resp.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise _cut_short(key, exc) from exc
 
     async def head(self, key: str, *, bucket: str | None = None) -> ObjectInfo:
         """The object's size and type; ObjectStoreError NotFound when there is none."""
@@ -246,6 +251,11 @@ class _Exchange:
     async def __aexit__(self, *exc: object) -> None:
         if self._resp is not None:
             self._resp.release()
+
+
+def _cut_short(key: str, exc: BaseException) -> ObjectStoreError:
+    return ObjectStoreError("RequestFailed", f"GET {key}: the download was cut short: "
+                            f"{exc or type(exc).__name__}")
 
 
 async def _error(resp: aiohttp.ClientResponse) -> ObjectStoreError:

@@ -152,6 +152,15 @@ class RecordingStore:
                 self.offload(row["id"], retry=retry)
 
     async def _upload(self, rid: str, retry: bool) -> None:
+        try:
+            await self._try_upload(rid, retry)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the index failed, or a bug: the recording stays local
+            self._failed.add(rid)
+            log.exception("recording.upload_failed", extra={"recording_id": rid})
+
+    async def _try_upload(self, rid: str, retry: bool) -> None:
         async with self._slots:
             config = self.config
             row = await self.storage.get_recording(rid)

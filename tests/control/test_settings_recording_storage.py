@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,14 @@ def test_an_incomplete_table_is_a_settings_error(tmp_path: Path, drop: str,
                              if not line.startswith(drop)))
     with pytest.raises(SettingsError, match=message):
         load(cfg, {}, {})
+
+
+def test_the_switch_hands_it_to_the_recording_store(tmp_path: Path) -> None:
+    from control.switch import Switch
+
+    cfg = tmp_path / "v.toml"
+    cfg.write_text(TABLE)
+    settings = replace(load(cfg, {}, {}), api_key="k", data_dir=tmp_path / "data")
+    store = Switch(settings).recordings.store
+    assert store.default == settings.recording_storage and store.source == "settings"
+    assert store.directory == tmp_path / "data" / "recordings"

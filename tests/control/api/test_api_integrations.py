@@ -25,8 +25,8 @@ Client = TestClient[web.Request, web.Application]
 CheckError = Callable[[dict[str, Any], int, int], None]
 URL = "/v1/Integrations/RecordingStorage/AWS"
 NULLS = {"access_key": None, "security_key": None, "s3": {"region": None, "bucket": None}}
-BODY = {"access_key": "AKIAEXAMPLE", "security_key": "s3cr3t/key+",
-        "s3": {"region": "us-west-1", "bucket": "my-recordings"}}
+BODY: dict[str, Any] = {"access_key": "AKIAEXAMPLE", "security_key": "s3cr3t/key+",
+                        "s3": {"region": "us-west-1", "bucket": "my-recordings"}}
 FILE_DEFAULT = S3Config("AKIAFILE", "file-secret", "us-east-1", "file-bucket",
                         "http://127.0.0.1:9000")
 
