@@ -56,6 +56,7 @@ bench: install
 	$(PY) bench/bridge.py
 	$(PY) bench/dial_rate.py
 	$(PY) bench/talkoff.py
+	$(PY) bench/amd.py
 
 # Every benchmark in its smoke mode (small sizes, seconds): what tests/bench runs.
 bench-quick: install

@@ -157,7 +157,7 @@ class Item:
     label: str
     pcm: Pcm
     beep_end_s: float | None = None
-    greeting_end_s: float | None = None
+    greeting_end_s: float | None = None  # a live person's: the end of the first utterance
     speech_start_s: float | None = None
 
     @property
@@ -397,7 +397,7 @@ def _live(pl: Plan, speech: Sequence[Pcm], rng: np.random.Generator) -> Item:
         _place(x, again, lead + len(first) / RATE + pause)
     _add_noise(x, level, rng)
     return Item(pl.id, pl.part, pl.kind, LABEL[pl.kind], _g711(x, rng),
-                speech_start_s=lead)
+                greeting_end_s=lead + len(first) / RATE, speech_start_s=lead)
 
 
 def _beep(rng: np.random.Generator, rms_db: float) -> F64:

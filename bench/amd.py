@@ -50,14 +50,15 @@ FULL = {"count": 450, "ticks": 500}
 QUICK = {"count": 27, "ticks": 50}
 
 
-def run_items(items: Sequence[Item]) -> list[Outcome]:
-    """Every item through one bank, a row each, side by side."""
+def run_items(items: Sequence[Item], **config: float) -> list[Outcome]:
+    """Every item through one bank (`config` overriding its defaults), a row each, side by
+    side."""
     frames = [len(it.pcm) // FRAME for it in items]
     longest = max(frames)
     pcm = np.zeros((len(items), longest * FRAME), np.int16)
     for i, it in enumerate(items):
         pcm[i, : frames[i] * FRAME] = it.pcm[: frames[i] * FRAME]
-    bank = AmdBank(len(items))
+    bank = AmdBank(len(items), **config)
     got: list[list[AmdDecision]] = [[] for _ in items]
     for k in range(longest):
         for d in bank.step(pcm[:, k * FRAME : (k + 1) * FRAME]):

@@ -98,7 +98,9 @@ class AmdConfig:
     min_voiced: int = 6
     min_moves: int = 2
     pause_frames: int = 30
-    live_pause_frames: int = 30
+    live_pause_frames: int = 25
+    short_span_frames: int = 60
+    short_pause_frames: int = 18
     live_max_frames: int = 90
     monologue_frames: int = 150
     tone_purity: float = 0.5
@@ -160,6 +162,8 @@ def _basis() -> F32:
 _BASIS = _basis()
 _INDEX = np.arange(len(BINS))[None, :]
 _WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(FRAME) / FRAME)).astype(np.float32)
+_WINDOW_SQ = (_WINDOW**2 * (FRAME / 2)).astype(np.float32)
+CANDIDATE_PURITY = 0.3
 # band power → mean square: Parseval (a real signal's positive bins hold half of N·Σ(wx)²)
 # over the window's mean square
 _LEVEL_SCALE = 2.0 / (FRAME * float(np.sum(_WINDOW.astype(np.float64) ** 2)) * 32768.0**2)
@@ -178,31 +182,38 @@ class Features:
 
 
 def features(pcm: Pcm) -> Features:
-    """The frame features of each row of `pcm` (n, 160)."""
+    """The frame features of each row of `pcm` (n, 160). Frequency and side peak are
+    worked out only where the purity reaches `CANDIDATE_PURITY` (elsewhere 0 Hz and 0 dB:
+    no tone), which few frames of speech or noise do."""
     x = pcm.astype(np.float32)
     y = x @ _BASIS
     k = len(BINS)
     p = y[:, :k] ** 2 + y[:, k:] ** 2
-    xw = x * _WINDOW
-    total = np.einsum("ij,ij->i", xw, xw) * (FRAME / 2) + 1e-3
-    band = p.sum(axis=1)
-    level = 10 * np.log10(band * _LEVEL_SCALE + 1e-12)
+    total = (x * x) @ _WINDOW_SQ + 1e-3  # Σ(wx)², as N/2 times the positive bins' share
+    level = 10 * np.log10(p.sum(axis=1) * _LEVEL_SCALE + 1e-12)
     peak = p.argmax(axis=1)
     rows = np.arange(len(p))
     lo, hi = np.maximum(peak - 1, 0), np.minimum(peak + 1, k - 1)
-    p0, pm, pp = p[rows, peak], p[rows, lo], p[rows, hi]
-    purity = (p0 + np.where(lo < peak, pm, 0) + np.where(hi > peak, pp, 0)) / total
-    la, lb, lc = np.log(pm + 1e-6), np.log(p0 + 1e-6), np.log(pp + 1e-6)
-    den = la - 2 * lb + lc
-    delta = np.where((den < 0) & (lo < peak) & (hi > peak), 0.5 * (la - lc) / np.where(
-        den < 0, den, -1), 0)
-    freq = (BINS[peak] + np.clip(delta, -0.5, 0.5)) * BIN_HZ
+    p0 = p[rows, peak]
+    purity = (p0 + np.where(lo < peak, p[rows, lo], 0)
+              + np.where(hi > peak, p[rows, hi], 0)) / total
     v21 = p[:, V21_BINS].sum(axis=1) / total
-    far = np.abs(_INDEX - peak[:, None]) > 2
-    side = np.where(far, p, 0).max(axis=1) / (p0 + 1e-6)
-    return Features(level.astype(np.float32), purity.astype(np.float32),
-                    freq.astype(np.float32), v21.astype(np.float32),
-                    (10 * np.log10(side + 1e-9)).astype(np.float32))
+    freq = np.zeros(len(p), np.float32)
+    side_db = np.zeros(len(p), np.float32)
+    cand = np.flatnonzero(purity >= CANDIDATE_PURITY)
+    if cand.size:
+        pc, pk, lc_, hc = p[cand], peak[cand], lo[cand], hi[cand]
+        r = np.arange(cand.size)
+        la, lb, lc = np.log(pc[r, lc_] + 1e-6), np.log(pc[r, pk] + 1e-6), np.log(pc[r, hc] + 1e-6)
+        den = la - 2 * lb + lc
+        inner = (den < 0) & (lc_ < pk) & (hc > pk)
+        delta = np.where(inner, 0.5 * (la - lc) / np.where(inner, den, -1), 0)
+        freq[cand] = (BINS[pk] + np.clip(delta, -0.5, 0.5)) * BIN_HZ
+        far = np.abs(_INDEX - pk[:, None]) > 2
+        side = np.where(far, pc, 0).max(axis=1) / (pc[r, pk] + 1e-6)
+        side_db[cand] = 10 * np.log10(side + 1e-9)
+    return Features(level.astype(np.float32), purity.astype(np.float32), freq,
+                    v21.astype(np.float32), side_db)
 
 
 # Per-stream state: name -> (dtype, initial value).
@@ -320,8 +331,9 @@ class AmdBank:
         fax = open_ & ((ced_run >= c.fax_frames) | (v21_run >= c.fax_frames)
                        | ((cng_run >= c.fax_frames) & ~heard))
         und = (phase == Phase.UNDECIDED) & ~fax
-        live = (und & real & (t - last_voice >= c.live_pause_frames)
-                & (span <= c.live_max_frames))
+        pause = np.where(span <= c.short_span_frames, c.short_pause_frames,
+                         c.live_pause_frames)
+        live = und & real & (t - last_voice >= pause) & (span <= c.live_max_frames)
         vm = und & ((real & (span > c.live_max_frames)) | (beep_on & heard))
         vm |= (phase == Phase.LIVE) & ~fax & ((real & (span > c.monologue_frames))
                                                | (beep_on & heard))
@@ -366,7 +378,7 @@ class AmdBank:
                 if mask[row]:
                     out.append(AmdDecision(row, kind, at))
             if ready_beep[row]:
-                out.append(AmdDecision(row, Kind.READY, at, int(last_tone[row] + 2) * FRAME_MS))
+                out.append(AmdDecision(row, Kind.READY, at, int(last_tone[row] + 3) * FRAME_MS))
             elif ready_quiet[row]:
                 out.append(AmdDecision(row, Kind.READY, at))
         return out

@@ -63,6 +63,16 @@ def null(v: object) -> bool:
 
 # Field path -> check. "results[].us" is the field `us` of every item of the list `results`.
 REQUIRED: dict[str, dict[str, Check]] = {
+    "amd": {
+        "bench": text, "quick": flag, "seed": count, "split": text,
+        **{f"{part}.{field}": check for part in ("tuning", "held_out")
+           for field, check in {"items": count, "accuracy": number, "first_accuracy": number,
+                                "confusion": table, "live_decided": count,
+                                "beep_voicemails": count, "beep_ready_early": count,
+                                "beep_end_early": count, "no_beep_voicemails": count}.items()},
+        "cost": table, "cost.channels": count, "cost.ticks": count, "cost.mean_us": number,
+        "cost.pct_core": number, "targets_met": table, "elapsed_s": number,
+    },
     "bridge": {
         "bench": text, "quick": flag, "ptime_ms": count, "seconds": number,
         "warmup_s": number, "codecs": text, "loop": text, "engine_cpus": listed,
