@@ -96,6 +96,11 @@ class CallControl(Protocol):
     async def recording(self, what: str) -> None:
         """"pause", "resume" or "stop" the call's open recordings (a no-op if none)."""
 
+    async def leave_voicemail(self, message: list[str] | None) -> None:
+        """Stop the flow, wait for the voicemail's beep (or the end of its greeting),
+        play `message` and hang up (Leave Voicemail). Raises
+        `control.detection.DetectionRefused` when the call has no media to analyse."""
+
 
 def iso(ts: datetime | None) -> str | None:
     """ISO 8601 in UTC with milliseconds and a Z, as in the spec's examples."""

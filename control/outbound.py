@@ -7,8 +7,10 @@ the call on: 18x → live-ringing (a 183's SDP configures the channel at once, s
 media flows: an owner bridging this leg hears the far end's ringback or announcement);
 2xx → live-in-progress, the channel takes the answer, the call flow starts with
 `init_call` (outbound calls are answered before their first callback) and
-`max_call_time` is armed; a final non-2xx ends the call with the Call Status table's
-status for it. The far end's BYE, ours, or the owner's hang-up end it as for any call.
+`max_call_time` is armed (with `detection`, answering-machine detection starts first;
+"preconnect" holds init_call until it decides); a final non-2xx ends the call with the
+Call Status table's status for it. The far end's BYE, ours, or the owner's hang-up end
+it as for any call.
 
 Final statuses (the spec's Call Status table; the SIP codes are the issue's choice):
 486/600 → busy; 480/408, no response, or the ring timeout → no-answer; 487 after a CANCEL
@@ -29,6 +31,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from control.calls import Call, CallStatus, HangupEnd
+from control.detection import DetectionRefused
 from control.dialing import DialRequest, Route
 from control.flowconfig import CallFlowConfig
 from control.session import CallSession
@@ -44,6 +47,7 @@ log = logging.getLogger("voxswitch.outbound")
 
 BUSY = (486, 600)
 NO_ANSWER = (480, 408)
+PRECONNECT_WAIT_S = 5.0  # most a "preconnect" detection holds the flow's first callback
 
 
 def status_for_failure(sip_status: int, *, cancelled_by_us: bool, timed_out: bool,
@@ -95,6 +99,7 @@ class OutboundSession(CallSession):
             if not self._answered:
                 return
             self._arm_max_call_time()
+            await self._detect()
             await self._run_flow()
         except Exception:
             self._crashed()
@@ -102,6 +107,32 @@ class OutboundSession(CallSession):
             if self._max_time is not None:
                 self._max_time.cancel()
             await self._finish()
+
+    async def _detect(self) -> None:
+        """DIAL / Dials/Connect `detection`: "full" analyses the answered call beside its
+        flow (callbacks carry `detection` once decided); "preconnect" also holds the
+        flow's first callback until the first decision, at most PRECONNECT_WAIT_S."""
+        mode = self.request.detection
+        if mode not in ("preconnect", "full") or self.ended:
+            return
+        try:
+            detection = self.switch.detection.start(self)
+        except DetectionRefused as exc:
+            log.warning("outbound.detection_refused", extra={"call_id": self.call.id,
+                                                             "error": str(exc)})
+            return
+        if mode == "preconnect":
+            waiting = {asyncio.ensure_future(detection.decided.wait()),
+                       asyncio.ensure_future(self._ended.wait())}
+            try:
+                await asyncio.wait(waiting, timeout=PRECONNECT_WAIT_S,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waiting:
+                    w.cancel()
+            log.info("outbound.preconnect_detection", extra={
+                "call_id": self.call.id, "detection": detection.result,
+                "decision_ms": detection.decision_ms})
 
     async def _dial(self) -> bool:
         if not await self._open_channel():

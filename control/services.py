@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from control.callflow.client import CallbackClient
 from control.calls import CallRegistry
 from control.conferences import ConferenceService
+from control.detection import DetectionService
 from control.queues import QueueService
 from control.recordings import RecordingService
 from control.storage import Storage
@@ -45,6 +46,7 @@ class SwitchServices(Protocol):
     conferences: ConferenceService
     queues: QueueService
     recordings: RecordingService
+    detection: DetectionService
     stack: SipStack
     settings: Settings
 

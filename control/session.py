@@ -32,6 +32,7 @@ from control.callflow.errors import FetchFailed, NoActions
 from control.callflow.interpreter import compile_actions
 from control.callflow.loop import CallFlowLoop
 from control.calls import Call, CallStatus, HangupEnd
+from control.detection import CallDetection
 from control.flowconfig import CallbackTarget, CallFlowConfig
 from control.recordings import RecordingRefused
 from media.errors import AudioFetchError, MediaError, UnsupportedVoice
@@ -90,6 +91,7 @@ class CallSession(ABC):
             self.loop.ctx.queues = switch.queues
             self.loop.ctx.switchboard = switch.switchboard
             self.loop.ctx.recordings = switch.recordings
+            self.loop.ctx.detection = switch.detection
         call.control = RestControl(self)
         # Called once the call has ended and its log is saved (owners: transfers, queues).
         self.on_finished: list[Callable[[CallSession], None]] = []
@@ -194,6 +196,7 @@ class CallSession(ABC):
             await self.switch.recordings.stop_call(self.call)
         except Exception:
             log.exception("call.recordings_stop_failed", extra={"call_id": self.call.id})
+        self.switch.detection.forget(self.call)
         if self.channel is not None:
             self.channel.close()
         # Only reached without a final status when something above gave up early.
@@ -390,6 +393,30 @@ class CallSession(ABC):
             await self.play_message(message)
         await self.hangup()
 
+    async def leave_voicemail(self, detection: CallDetection, message: list[str] | None
+                              ) -> None:
+        self._takeover = asyncio.ensure_future(self._leave_voicemail(detection, message))
+        await self._takeover
+
+    async def _leave_voicemail(self, detection: CallDetection, message: list[str] | None
+                               ) -> None:
+        await self._stop_flow()
+        if not detection.done.is_set():
+            waiting = {asyncio.ensure_future(detection.done.wait()),
+                       asyncio.ensure_future(self._ended.wait())}
+            try:
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waiting:
+                    w.cancel()
+        log.info("voicemail.leave", extra={"call_id": self.call.id,
+                                           "detection": detection.result,
+                                           "ready": detection.ready.is_set(),
+                                           "beep_end_ms": detection.beep_end_ms})
+        if message and not self.ended:
+            await self.play_message(message)
+        await self.hangup()
+
     def inject(self, raw: list[dict[str, Any]], once: CallbackTarget | None = None) -> None:
         """Replace the running actions (REST inject); ApiError 400001 for bad ones."""
         from control.api.errors import ApiError
@@ -531,6 +558,12 @@ class RestControl:
             service.pause(call)
         else:
             service.resume(call)
+
+    async def leave_voicemail(self, message: list[str] | None) -> None:
+        session = self._session
+        detection = session.switch.detection.start(session)  # DetectionRefused: no media
+        if self._hangup is None or self._hangup.done():
+            self._hangup = asyncio.ensure_future(session.leave_voicemail(detection, message))
 
     async def set_session_data(self, data: dict[str, Any]) -> None:
         self._session.call.session_data = data

@@ -15,6 +15,7 @@ from control.api import ApiContext, build_api
 from control.callflow.client import CallbackClient
 from control.calls import Call, CallRegistry, Direction, new_call_id
 from control.conferences import ConferenceService
+from control.detection import DetectionService
 from control.dialer import Dialer
 from control.flowconfig import CallFlowConfig
 from control.inbound import InboundSession
@@ -53,6 +54,7 @@ class Switch:
         self.recordings = RecordingService(
             self.engine, self.storage, recordings_dir,
             RecordingStore(self.storage, recordings_dir, settings.recording_storage))
+        self.detection = DetectionService(self.engine)  # answering-machine detection
         self.stack = SipStack(settings.sip_listen.host, settings.sip_listen.port,
                               on_invite=self._on_invite, user_agent=USER_AGENT)
         self.sessions: set[CallSession] = set()

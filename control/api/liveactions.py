@@ -1,5 +1,5 @@
 """LiveCalls Actions: Collect Digits, Stop, Tell, Inject Actions List, Modify Session Data,
-Call Transfer.
+Call Transfer, Leave Voicemail.
 
 Each handler validates its body (400001 naming the field), finds the live call (404404
 otherwise) and hands the request to the call's `CallControl`, which schedules the work
@@ -19,6 +19,7 @@ from control.api.errors import ApiError
 from control.api.query import json_body
 from control.api.routing import RouteTable, Schema
 from control.calls import CallControl
+from control.detection import DetectionRefused
 from control.dialing import DialError
 
 routes = RouteTable("LiveCalls")
@@ -98,6 +99,10 @@ TRANSFER_SCHEMA: Schema = {
             },
         },
     },
+}
+VOICEMAIL_SCHEMA: Schema = {
+    "type": "object",
+    "properties": {"message": MESSAGE_SCHEMA},
 }
 SESSION_DATA_SCHEMA: Schema = {
     "type": "object",
@@ -338,4 +343,28 @@ async def transfer_call(request: web.Request) -> web.Response:
     except DialError as exc:
         raise ApiError.validation("call.no", exc.message) from None
     await control.transfer(message, no.strip(), caller)
+    return web.Response(status=204)
+
+
+@routes.route(
+    "POST",
+    "/LiveCalls/{call_id}/Actions/LeaveVoiceMail",
+    summary="Wait for the voicemail's beep, leave a message, then hang up",
+    body=VOICEMAIL_SCHEMA,
+    responses={204: None},
+)
+async def leave_voicemail(request: web.Request) -> web.Response:
+    """The running actions stop at once; the call's answering-machine detection (started
+    now unless it runs already) waits for the beep, or for the end of a greeting without
+    one, then the message plays and the call is hung up. When no voicemail is found (a
+    live person answered, or nothing was decided within the detection's horizon) the
+    message plays once the analysis has ended. No message: the call is hung up after
+    the beep."""
+    control = live_control(request)
+    body = body_object(await json_body(request, required=False))
+    message = message_items(body.get("message"), "message")
+    try:
+        await control.leave_voicemail(message)
+    except DetectionRefused as exc:
+        raise ApiError.validation("call_id", f"has no media to analyse ({exc})") from None
     return web.Response(status=204)

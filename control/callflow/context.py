@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from control.callflow.variables import FlowVariables
     from control.calls import Call
     from control.conferences import ConferenceService
+    from control.detection import DetectionService
     from control.queues import QueueService
     from control.recordings import RecordingService
 
@@ -137,6 +138,9 @@ class FlowHost(Protocol):
     async def webhook(self, params: dict[str, Any], data: Any, blocking: bool
                       ) -> tuple[bool, Any]: ...
 
+    def replace(self, actions: list[Action], once: Any = None) -> bool:
+        """Stop the running actions and run `actions` instead; False once the call ended."""
+
 
 class DialRefused(Exception):
     """A DIAL or TRANSFER that could not be placed (bad number, no route, no media
@@ -175,6 +179,8 @@ class FlowContext:
     switchboard: Switchboard | None = None
     # the switch's call recordings (RECORD); None where a switch records none
     recordings: RecordingService | None = None
+    # the switch's answering-machine detection (DETECT); None where a switch has none
+    detection: DetectionService | None = None
 
     def param(self, action: Action, name: str, *, speech: bool = False) -> Any:
         """A param's value, with `${…}` interpolated where the spec marks it with *."""
