@@ -206,3 +206,31 @@ async def test_rest_start_plays_pre_message_before_and_message_after(
     async with rest(sw) as http, http.post(f"/v1/LiveCalls/{call_id}/Actions/HangUp") as resp:
         assert resp.status in (200, 204), await resp.text()
     (await call).assert_ok()
+
+
+async def test_record_a_bridged_call_caller_left_far_side_right(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner, tmp_path: Path
+) -> None:
+    far_hz = PROMPT_HZ
+    far = audio.to_ulaw_file(audio.sine(far_hz, 20.0, level=-12.0), tmp_path / "far.ulaw")
+    async with sipp_runner.uas("uas_stream_bye.xml", rtp_echo=False, calls=1,
+                               params={"HOLD_MS": 3000}, audio_file=far) as uas:
+        callback_app.set_script({"init_call": Reply.actions([
+            {"type": "RECORD", "name": "bridged"},
+            {"type": "TRANSFER", "params": {"no": uas.uri("agent"),
+                                            "caller_id_no": "+17145550100"}},
+            {"type": "HANGUP"}]), "end_call": Reply(json={})})
+        sw = await switch(default_callback=callback_app.url)
+        result = await sipp_runner.run("uac_wait_bye.xml", sw.sip_udp, service="1000",
+                                       audio_file=caller_tone(tmp_path, 20.0), timeout=40)
+        (await uas.finish()).assert_ok()
+    result.assert_ok()
+    end = (await callback_app.wait_for(type="end_call", timeout=15,
+                                       predicate=lambda r: r.fields["direction"] == "inbound"))
+    [entry] = end.fields["recordings"]
+    left, right = await download(sw, entry["id"])
+    # the far side's 3 s on the right, never on the left; the caller all along on the left
+    assert 2.5 <= seconds(spans(right, far_hz)) <= 3.5, spans(right, far_hz)
+    assert spans(left, far_hz) == []
+    assert seconds(spans(left, CALLER_HZ)) >= len(left) / 8000 - 0.5
+    assert spans(right, CALLER_HZ) == []
