@@ -81,6 +81,7 @@ FRAME_MS = 20
 BIN_HZ = RATE / FRAME
 BINS = np.arange(5, 45)  # 250 ... 2200 Hz
 V21_BINS = (BINS >= 31) & (BINS <= 39)  # 1550 ... 1950 Hz
+_V21 = slice(int(np.flatnonzero(V21_BINS)[0]), int(np.flatnonzero(V21_BINS)[-1]) + 1)
 
 
 
@@ -96,7 +97,7 @@ class AmdConfig:
     min_level_db: float = -55.0
     move_db: float = 3.0
     min_voiced: int = 6
-    min_moves: int = 2
+    min_moves: int = 1
     pause_frames: int = 30
     live_pause_frames: int = 25
     short_span_frames: int = 60
@@ -112,6 +113,7 @@ class AmdConfig:
     beep_hz: tuple[float, float] = (350.0, 1600.0)
     beep_frames: int = 4
     beep_gap_frames: int = 12
+    beep_voiced_after: int = 3
     no_beep_frames: int = 100
     lone_tone_frames: int = 150
     fax_frames: int = 20
@@ -156,14 +158,14 @@ def _basis() -> F32:
     w = 0.5 - 0.5 * np.cos(2 * np.pi * n / FRAME)  # periodic Hann: a bin-centred tone is 3 bins
     arg = 2 * np.pi * np.outer(n, BINS) / FRAME
     return np.concatenate([w[:, None] * np.cos(arg), -w[:, None] * np.sin(arg)],
-                          axis=1).astype(np.float32)
+                          axis=1).astype(np.float32, copy=False)
 
 
 _BASIS = _basis()
 _INDEX = np.arange(len(BINS))[None, :]
-_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(FRAME) / FRAME)).astype(np.float32)
-_WINDOW_SQ = (_WINDOW**2 * (FRAME / 2)).astype(np.float32)
-CANDIDATE_PURITY = 0.3
+_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(FRAME) / FRAME)).astype(np.float32, copy=False)
+_WINDOW_SQ = (_WINDOW**2 * (FRAME / 2)).astype(np.float32, copy=False)
+HISTORY = 5  # frames of level kept per stream
 # band power → mean square: Parseval (a real signal's positive bins hold half of N·Σ(wx)²)
 # over the window's mean square
 _LEVEL_SCALE = 2.0 / (FRAME * float(np.sum(_WINDOW.astype(np.float64) ** 2)) * 32768.0**2)
@@ -181,39 +183,38 @@ class Features:
     side_db: F32
 
 
-def features(pcm: Pcm) -> Features:
+def features(pcm: Pcm, candidate: float = 0.3) -> Features:
     """The frame features of each row of `pcm` (n, 160). Frequency and side peak are
-    worked out only where the purity reaches `CANDIDATE_PURITY` (elsewhere 0 Hz and 0 dB:
-    no tone), which few frames of speech or noise do."""
-    x = pcm.astype(np.float32)
+    worked out only where the purity reaches `candidate` (elsewhere 0 Hz and 0 dB: no
+    tone), which few frames of speech or noise do."""
+    x = pcm.astype(np.float32, copy=False)
     y = x @ _BASIS
     k = len(BINS)
     p = y[:, :k] ** 2 + y[:, k:] ** 2
+    bins = np.ascontiguousarray(p.T)  # (bins, n): reductions over bins run across streams
     total = (x * x) @ _WINDOW_SQ + 1e-3  # Σ(wx)², as N/2 times the positive bins' share
-    level = 10 * np.log10(p.sum(axis=1) * _LEVEL_SCALE + 1e-12)
-    peak = p.argmax(axis=1)
-    rows = np.arange(len(p))
-    lo, hi = np.maximum(peak - 1, 0), np.minimum(peak + 1, k - 1)
-    p0 = p[rows, peak]
-    purity = (p0 + np.where(lo < peak, p[rows, lo], 0)
-              + np.where(hi > peak, p[rows, hi], 0)) / total
-    v21 = p[:, V21_BINS].sum(axis=1) / total
+    level = 10 * np.log10(bins.sum(axis=0) * _LEVEL_SCALE + 1e-12)
+    purity = (bins[:-2] + bins[1:-1] + bins[2:]).max(axis=0) / total  # best 3 bins
+    v21 = bins[_V21].sum(axis=0) / total
     freq = np.zeros(len(p), np.float32)
     side_db = np.zeros(len(p), np.float32)
-    cand = np.flatnonzero(purity >= CANDIDATE_PURITY)
+    cand = np.flatnonzero(purity >= candidate)
     if cand.size:
-        pc, pk, lc_, hc = p[cand], peak[cand], lo[cand], hi[cand]
+        pc = p[cand]
+        pk = pc.argmax(axis=1)
         r = np.arange(cand.size)
-        la, lb, lc = np.log(pc[r, lc_] + 1e-6), np.log(pc[r, pk] + 1e-6), np.log(pc[r, hc] + 1e-6)
+        lo, hi = np.maximum(pk - 1, 0), np.minimum(pk + 1, k - 1)
+        la, lb, lc = np.log(pc[r, lo] + 1e-6), np.log(pc[r, pk] + 1e-6), np.log(pc[r, hi] + 1e-6)
         den = la - 2 * lb + lc
-        inner = (den < 0) & (lc_ < pk) & (hc > pk)
+        inner = (den < 0) & (lo < pk) & (hi > pk)
         delta = np.where(inner, 0.5 * (la - lc) / np.where(inner, den, -1), 0)
         freq[cand] = (BINS[pk] + np.clip(delta, -0.5, 0.5)) * BIN_HZ
         far = np.abs(_INDEX - pk[:, None]) > 2
         side = np.where(far, pc, 0).max(axis=1) / (pc[r, pk] + 1e-6)
         side_db[cand] = 10 * np.log10(side + 1e-9)
-    return Features(level.astype(np.float32), purity.astype(np.float32), freq,
-                    v21.astype(np.float32), side_db)
+    return Features(level.astype(np.float32, copy=False),
+                    purity.astype(np.float32, copy=False), freq,
+                    v21.astype(np.float32, copy=False), side_db)
 
 
 # Per-stream state: name -> (dtype, initial value).
@@ -226,7 +227,8 @@ _STATE: dict[str, tuple[type, float]] = {
     "beep_f": (np.float32, 0.0), "last_tone": (np.int32, 0), "ced_run": (np.int32, 0),
     "ced_miss": (np.int32, 0),
     "cng_run": (np.int32, 0), "cng_miss": (np.int32, 0), "v21_run": (np.int32, 0),
-    "v21_miss": (np.int32, 0),
+    "v21_miss": (np.int32, 0), "born": (np.bool_, False), "after": (np.int32, 0),
+    "vprev": (np.int8, 0),
 }
 
 
@@ -235,7 +237,7 @@ def _run(run: npt.NDArray[np.int32], miss: npt.NDArray[np.int32], hit: npt.NDArr
     """A run of `hit` frames that survives up to `misses` missing ones in a row."""
     miss = np.where(hit, 0, miss + 1)
     run = np.where(hit, run + 1, np.where(miss > misses, 0, run))
-    return run.astype(np.int32), miss.astype(np.int32)
+    return run.astype(np.int32, copy=False), miss.astype(np.int32, copy=False)
 
 
 class AmdBank:
@@ -244,6 +246,7 @@ class AmdBank:
     def __init__(self, streams: int = 0, **config: float | tuple[float, float]) -> None:
         self.config = AmdConfig(**config)  # type: ignore[arg-type]
         self.streams = 0
+        self._hist = np.zeros((HISTORY, 0), np.float32)  # the last levels, oldest first
         self._s: dict[str, npt.NDArray[Any]] = {
             name: np.zeros(0, dtype) for name, (dtype, _) in _STATE.items()}
         for _ in range(streams):
@@ -253,6 +256,8 @@ class AmdBank:
         """Add a stream (fresh state) at the end of the bank; its index."""
         for name, (dtype, init) in _STATE.items():
             self._s[name] = np.append(self._s[name], np.array([init], dtype))
+        self._hist = np.concatenate((self._hist, np.full((HISTORY, 1), -120.0, np.float32)),
+                                    axis=1)
         self.streams += 1
         return self.streams - 1
 
@@ -260,12 +265,14 @@ class AmdBank:
         """Drop stream `index`; the streams after it move down by one."""
         for name in _STATE:
             self._s[name] = np.delete(self._s[name], index)
+        self._hist = np.delete(self._hist, index, axis=1)
         self.streams -= 1
 
     def reset(self, index: int) -> None:
         """Start stream `index` again, as if just added."""
         for name, (_, init) in _STATE.items():
             self._s[name][index] = init
+        self._hist[:, index] = -120.0
 
     def phase(self, index: int) -> Phase:
         return Phase(int(self._s["phase"][index]))
@@ -276,16 +283,24 @@ class AmdBank:
             raise ValueError(f"need a ({self.streams}, {FRAME}) frame, got {pcm.shape}")
         if not self.streams:
             return []
-        f = features(pcm)
         s, c = self._s, self.config
+        f = features(pcm, c.tone_purity)
         t = s["t"]
         first = t == 0
 
         # 2. voice activity and utterances
         level = f.level
-        steady = np.where(np.abs(level - s["prev"]) < c.steady_db, s["steady"] + 1, 0)
+        # 60 Hz hum's harmonics beat in a 20 ms frame with a period of 5 frames (50 Hz: 1):
+        # steadiness compares with the level 5 frames ago, and the floor follows the
+        # loudest of the last 5, so a periodic pattern is as steady as noise.
+        hist = self._hist
+        steady = np.where(np.abs(level - hist[0]) < c.steady_db, s["steady"] + 1, 0)
         rise = np.where(steady >= c.steady_frames, c.floor_fast_db, c.floor_rise_db)
-        floor = np.where(first, level, np.minimum(level, s["floor"] + rise))
+        recent = np.maximum(np.maximum(level, hist[1]), np.maximum(hist[2], hist[3]))
+        recent = np.maximum(recent, hist[4])
+        floor = np.where(first, level, np.minimum(recent, s["floor"] + rise))
+        hist[:-1] = hist[1:]
+        hist[-1] = level
         tonal = (f.purity >= c.tone_purity) & (level >= c.tone_level_db) & (f.side_db <= c.side_db)
         v21_like = (f.v21 >= c.v21_share) & (level >= c.tone_level_db)
         voiced = ((level > s["floor"] + c.margin_db) & (level > c.min_level_db) & ~first
@@ -311,8 +326,13 @@ class AmdBank:
         # the run's frequency: where it began (a beep holds it, a voice glides away)
         tone_f = np.where(stable, s["tone_f"], np.where(tonal, fr, 0))
         in_beep = tonal & (fr >= c.beep_hz[0]) & (fr <= c.beep_hz[1])
-        beep_now = ~s["beep_on"] & in_beep & (tone_run >= c.beep_frames)
-        beep_on = s["beep_on"] | beep_now
+        # a run that starts straight out of speech (two voiced frames before it) is a vowel
+        born = np.where(tone_run == 1, (s["vprev"] & 3) == 3, s["born"] & (tone_run > 0))
+        beep_now = ~s["beep_on"] & in_beep & (tone_run >= c.beep_frames) & ~born
+        # and so is a "beep" that speech follows before it has ended (a frame or two of its
+        # edges, with part of the tone in them, are not speech yet)
+        after = np.where(in_beep, 0, s["after"] + voiced)
+        beep_on = (s["beep_on"] & (after < c.beep_voiced_after)) | beep_now
         beep_start = np.where(beep_now, t - tone_run + 1, s["beep_start"])
         beep_f = np.where(beep_now, tone_f, s["beep_f"])
         last_tone = np.where(in_beep & beep_on, t, s["last_tone"])
@@ -333,10 +353,11 @@ class AmdBank:
         und = (phase == Phase.UNDECIDED) & ~fax
         pause = np.where(span <= c.short_span_frames, c.short_pause_frames,
                          c.live_pause_frames)
-        live = und & real & (t - last_voice >= pause) & (span <= c.live_max_frames)
-        vm = und & ((real & (span > c.live_max_frames)) | (beep_on & heard))
+        live = (und & real & (t - last_voice >= pause) & (span <= c.live_max_frames)
+                & ~beep_on & (tone_run < 2))  # a tone is not a pause for a reply
+        vm = und & ((real & (span > c.live_max_frames)) | (beep_end & heard))
         vm |= (phase == Phase.LIVE) & ~fax & ((real & (span > c.monologue_frames))
-                                               | (beep_on & heard))
+                                               | (beep_end & heard))
         lone = (und & beep_end & ~heard & (last_tone - beep_start < c.lone_tone_frames)
                 & (np.abs(beep_f - 1100) > 45) & (beep_start > 0))
         vm |= lone
@@ -347,21 +368,18 @@ class AmdBank:
         ready = ready_beep | ready_quiet
         phase = np.where(live, Phase.LIVE, phase)
         phase = np.where(vm, Phase.VOICEMAIL, phase)
-        phase = np.where(fax | ready, Phase.DONE, phase).astype(np.int8)
+        phase = np.where(fax | ready, Phase.DONE, phase).astype(np.int8, copy=False)
 
         # 6. commit the state
-        beep_off = beep_end
-        s.update(
-            t=t + 1, floor=floor.astype(np.float32), prev=level, steady=steady.astype(np.int32),
-            utt_open=utt_open & ~closing, utt_start=utt_start.astype(np.int32),
-            last_voice=last_voice.astype(np.int32), voiced=n_voiced.astype(np.int32),
-            moves=moves.astype(np.int32), heard=heard, phase=phase,
-            tone_f=tone_f.astype(np.float32), tone_run=tone_run.astype(np.int32),
-            beep_on=beep_on & ~beep_off, beep_start=beep_start.astype(np.int32),
-            beep_f=beep_f.astype(np.float32),
-            last_tone=last_tone.astype(np.int32), ced_run=ced_run, cng_run=cng_run,
-            v21_run=v21_run,
-        )
+        new = dict(
+            t=t + 1, floor=floor, prev=level, steady=steady, utt_open=utt_open & ~closing,
+            utt_start=utt_start, last_voice=last_voice, voiced=n_voiced, moves=moves,
+            heard=heard, phase=phase, tone_f=tone_f, tone_run=tone_run,
+            beep_on=beep_on & ~beep_end, beep_start=beep_start, beep_f=beep_f,
+            last_tone=last_tone, ced_run=ced_run, cng_run=cng_run, v21_run=v21_run,
+            born=born, after=after, vprev=(s["vprev"] << 1) | voiced)
+        for name, value in new.items():
+            s[name] = np.asarray(value, _STATE[name][0])  # no copy when it is one already
         return self._decisions(t, live, vm, fax, ready_beep, ready_quiet, last_tone)
 
     def _decisions(self, t: npt.NDArray[np.int32], live: npt.NDArray[np.bool_],
@@ -429,7 +447,7 @@ def read_wav(path: Path) -> Pcm:
     if (rate, channels, width) != (RATE, 1, 2):
         raise ValueError(f"{path}: need 8000 Hz mono 16-bit PCM, got {rate} Hz, "
                          f"{channels} channel(s), {8 * width}-bit")
-    return np.frombuffer(raw, "<i2").astype(np.int16)
+    return np.frombuffer(raw, "<i2").astype(np.int16, copy=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
