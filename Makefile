@@ -57,6 +57,7 @@ bench: install
 	$(PY) bench/dial_rate.py
 	$(PY) bench/talkoff.py
 	$(PY) bench/amd.py
+	$(PY) bench/recording.py
 
 # Every benchmark in its smoke mode (small sizes, seconds): what tests/bench runs.
 bench-quick: install

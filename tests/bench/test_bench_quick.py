@@ -141,6 +141,17 @@ REQUIRED: dict[str, dict[str, Check]] = {
         "results[].us_per_packet": number, "results[].per_s_at_1000_calls_pct_core": number,
         "rtcp_reception_stats_update_us": number,
     },
+    "recording": {
+        "bench": text, "quick": flag, "ptime_ms": count, "stat": text, "channels": count,
+        **{f"tick.{k}": number for k in ("render_us", "render_recording_us",
+                                          "recording_cost_us", "recording_cost_pct_core",
+                                          "render_recording_p99_us")},
+        "tick.ticks_measured": count, "live.seconds": number, "live.ticks": count,
+        "live.late_ticks": count, "live.max_tick_cost_us": number,
+        "live.writer_max_behind_ticks": count, "live.dropped_ticks": count,
+        "live.write_errors": count, "files": count, "files_complete": count,
+        "worst_missing_samples": count, "bytes_written": count, "target_lossless": flag,
+    },
     "sip_parse": {
         "benchmark": text, "quick": flag, "invites_parsed_per_s": number,
         "invites_serialized_per_s": number, "python": text,
