@@ -10,49 +10,67 @@ prefix of a call decides what the whole call decides up to that time.
 1. Spectrum, one float32 matmul per frame for the whole bank: the Hann-windowed 160-point
    DFT at its 40 bins from 250 to 2200 Hz (50 Hz apart), and the windowed frame energy.
    From them, per stream:
-   - *level*: the band's power in dBFS. Mains hum (50/60 Hz) and DC are out of band.
-   - *tone purity*: the share of the frame's energy in the strongest bin and its two
-     neighbours. A Hann-windowed sine puts 98-100 % there wherever it falls between
-     bins; a tone 10 dB over white noise ~89 %; voiced speech, whose harmonics and
-     formants spread over many bins, seldom over 60 %. The tone's frequency comes from
-     a parabola through the three log powers (a few Hz).
+   - *level*: the band's power in dBFS. Mains hum's fundamental and DC are out of band.
+   - *tone purity*: the largest share of the frame's energy in three neighbouring bins.
+     A Hann-windowed sine puts 98-100 % there wherever it falls between bins; a tone
+     10 dB over white noise ~89 %; voiced speech, whose harmonics spread over many bins,
+     mostly under 50 %. Where it reaches `tone_purity`, the tone's frequency comes from a
+     parabola through the log powers of the peak bin and its neighbours (a few Hz), and
+     the *side peak* is the strongest bin more than two bins away, against the peak: a
+     tone in noise has none (under -20 dB), a vowel has its other harmonics (-5 to -12).
    - *V.21 share*: the energy between 1550 and 1950 Hz, where V.21 channel 2's FSK
      (1650 Hz mark, 1850 Hz space) keeps nearly all of its power.
-2. Voice activity: the level against a noise floor that follows quieter frames at once and
-   rises slowly (`floor_rise_db`/frame) while the level moves, fast (`floor_fast_db`) once
-   it has stayed within `steady_db` for `steady_frames`: white noise and hum are steady,
-   become the floor within a second and stop counting. A *voiced* frame is
-   `margin_db` over the floor, over `min_level_db` and not tonal (a beep is not speech).
-   Voiced frames are joined into *utterances* across pauses shorter than `pause_frames`
-   (a sentence's pauses, 150-400 ms, stay inside); an utterance counts as speech once it
-   has `min_voiced` voiced frames of which `min_moves` moved by `move_db` from the frame
-   before (syllables come and go, a steady sound does not).
-3. Tones: a run of tonal frames (purity ≥ `tone_purity`, level ≥ `tone_level_db`)
-   whose frequency holds within `tone_drift` from frame to frame. Between 350 and 1600 Hz
-   a run of `beep_frames` is a *beep*; it lasts while tonal frames keep coming in that
-   range (a two- or three-tone beep changes frequency), and *ends* `beep_gap_frames`
-   after the last. Its end is reported as the end of the frame after its last tonal
-   frame, which the true end cannot be later than.
+2. Voice activity: the level against a noise floor that follows the loudest of the last
+   5 frames down at once and rises slowly (`floor_rise_db`/frame) while the level moves,
+   fast (`floor_fast_db`) once it has stayed within `steady_db` of its value 5 frames
+   before for `steady_frames`. Noise and hum are steady and become the floor within a
+   second; the 5 frames are because 60 Hz hum's harmonics beat in a 20 ms frame with a
+   period of 5 frames (50 Hz: 1), up and down by 10 dB, which frame-to-frame tracking
+   would read as syllables. A *voiced* frame is `margin_db` over the floor, over
+   `min_level_db`, not tonal (purity, `side_db`, `tone_level_db`) and not V.21.
+   Voiced frames make *utterances*, which end at a pause of `pause_frames` (600 ms:
+   a sentence's pauses, 150-450 ms, stay inside); an utterance counts as speech once it
+   has `min_voiced` voiced frames, `min_moves` of which moved by `move_db` from the frame
+   before (a sound switched on does; a steady one that is already the floor never gets
+   voiced frames at all).
+3. Tones: a *run* of tonal frames whose frequency stays within `tone_drift` (+
+   `tone_drift_hz`) of where the run began and whose level moves by at most
+   `tone_steady_db` a frame: a beep holds both, a sung-out vowel glides away within a
+   few frames. In `beep_hz`, a run of `beep_frames` (80 ms) is a *beep*, unless it began
+   straight out of speech (the two frames before it voiced: a vowel). It lasts while
+   tonal frames keep coming in that range (a two- or three-tone beep changes frequency),
+   is dropped if `beep_voiced_after` voiced frames follow it (speech goes on: a vowel),
+   and *ends* `beep_gap_frames` (240 ms) after its last tonal frame. Its end is reported
+   as the end of the second frame after the last tonal one: the true end (ramps,
+   a partly covered frame) cannot be later.
 4. Fax, from the first frame: CED (2100 Hz ±30; `fax_frames` tonal frames allowing
-   `fax_misses` in a row, the frames of a phase reversal), CNG (1100 Hz ±45, as long,
-   before any speech: after a greeting a 1100 Hz tone is a beep) or V.21 flags (as long,
-   with ≥ `v21_share` of the energy in their band).
+   `fax_misses` missing in a row, the frames of a phase reversal), CNG (1100 Hz ±45, as
+   long, before any speech: after a greeting a 1100 Hz tone is a beep) or V.21 flags
+   (as long, with ≥ `v21_share` of the energy in their band).
 5. Decisions, per stream, in order (see `Kind`):
    - FAX as above, while undecided or after LIVE_PERSON.
-   - LIVE_PERSON: the first utterance ended (a pause of `pause_frames`, the person waits
-     for a reply) having lasted at most `live_max_frames`.
+   - LIVE_PERSON: the first utterance has been followed by a pause for a reply of
+     `short_pause_frames` (360 ms) if it lasted at most `short_span_frames` ("Hello?"),
+     else `live_pause_frames` (500 ms), and lasted at most `live_max_frames` (1.8 s);
+     not while a tone is sounding. The short pauses keep a live person's decision within
+     about 2 s of the answer; a greeting that opens with a short phrase and a pause
+     ("Hi! ... You've reached Dana") is then taken for a person first and corrected.
    - VOICEMAIL: the first utterance goes on past `live_max_frames` (a greeting), or a
-     beep after speech. After LIVE_PERSON, a later utterance that goes on past
-     `monologue_frames` (a monologue with no pause for a reply) or a beep corrects it.
+     beep after speech has ended. After LIVE_PERSON, a later utterance that goes on past
+     `monologue_frames` (3 s: a monologue with no pause for a reply) or a beep corrects
+     it.
    - READY, after VOICEMAIL: when a beep ends (with its end), or, with no beep, once the
-     greeting has been over for `no_beep_frames` (2 s; no greeting's beep comes later
-     than that after it). A tone with no speech before it (a beep-only mailbox) gives
+     greeting has been over for `no_beep_frames` (2 s; a greeting's beep comes within
+     about a second of it). A tone with no speech before it (a beep-only mailbox) gives
      VOICEMAIL and READY together when it ends, if it lasted at most `lone_tone_frames`
-     (hum's harmonics never end).
+     and is not at CNG's 1100 Hz (hum's harmonics never end).
    After FAX or READY the stream is done. Nothing decides UNKNOWN: the caller does, when
-   it stops listening with nothing decided (silence, noise, hum never make a decision).
+   it stops listening with nothing decided (silence, noise and hum make no decision).
 
-The thresholds were set on the tuning part of bench/_amd_corpus.py only.
+The thresholds (`AmdConfig`) were set on the tuning part of bench/_amd_corpus.py only;
+bench/amd.py scores them on its held-out part. The cost is about 0.9 ms of one core per
+tick for 1000 streams (numpy; most of it the matmul and the per-frame spectrum), under
+5 % of a core, so there is no compiled kernel.
 
 ``python -m media.dsp.amd FILE.wav`` runs one stream over an 8 kHz mono 16-bit WAV and
 prints ``{"result": ..., "decision_ms": ..., "beep_end_ms": ...}``: the last class decided
@@ -275,6 +293,7 @@ class AmdBank:
         self._hist[:, index] = -120.0
 
     def phase(self, index: int) -> Phase:
+        """Where stream `index` is: undecided, live, voicemail (awaiting READY) or done."""
         return Phase(int(self._s["phase"][index]))
 
     def step(self, pcm: Pcm) -> list[AmdDecision]:

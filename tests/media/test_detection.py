@@ -190,3 +190,19 @@ async def test_on_a_ticked_engine(engine: MediaEngine, peer: UdpPeer,
     run(engine, caller, silence(0.04), end)
     assert events[1] == ("other", AmdEvent(K.CLOSED, end * 20))
     assert monitor.watching == 1
+
+
+def test_config_reaches_the_kernel(voice: dict[str, Pcm]) -> None:
+    """A shorter no-beep wait gives READY sooner; an unknown setting is refused."""
+    got = {}
+    for frames in (100, 50):
+        engine = FakeEngine()
+        events, on = recorder()
+        ch = FakeChannel(0)
+        DetectionMonitor(engine, no_beep_frames=frames).watch(ch, on)
+        feed(engine, [ch], [concat(silence(0.2), voice["greeting"], silence(3.0))])
+        assert [e.kind for e in events] == [K.VOICEMAIL, K.READY]
+        got[frames] = events[1].at_ms
+    assert got[100] - got[50] == 50 * 20
+    with pytest.raises(TypeError):
+        DetectionMonitor(FakeEngine(), no_such_threshold=1)
