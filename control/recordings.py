@@ -366,14 +366,14 @@ class RecordingService:
         if o is not None:
             o.recording.stop()
             await self._saved(o)
-        await self.store.settle(recording_id)  # an upload under way ends first
-        row = await self.storage.get_recording(recording_id)
-        if row is None or row["status"] == UNSAVED:
-            return False
-        await self.store.delete_object(row)
-        await self.storage.delete_recording(recording_id)
-        await asyncio.get_running_loop().run_in_executor(
-            None, lambda: Path(row["path"]).unlink(missing_ok=True))
+        async with self.store.deleting(recording_id):  # no upload starts meanwhile
+            row = await self.storage.get_recording(recording_id)
+            if row is None or row["status"] == UNSAVED:
+                return False
+            await self.store.delete_object(row)
+            await self.storage.delete_recording(recording_id)
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: Path(row["path"]).unlink(missing_ok=True))
         log.info("recording.deleted", extra={"recording_id": recording_id})
         return True
 

@@ -77,6 +77,7 @@ class RecordingStore:
         self._uploads: dict[str, asyncio.Task[None]] = {}
         self._sweeps: set[asyncio.Task[None]] = set()
         self._failed: set[str] = set()
+        self._deleting: set[str] = set()
         self._pins: dict[str, int] = {}
         self._unlink_later: dict[str, Path] = {}
         # ids not to upload yet: open recordings, messages their call may still play
@@ -126,7 +127,8 @@ class RecordingStore:
 
     def offload(self, recording_id: str, *, retry: bool = False) -> None:
         """Upload a closed recording in the background (nothing when unconfigured)."""
-        if self.config is None or recording_id in self._uploads:
+        if self.config is None or recording_id in self._uploads \
+                or recording_id in self._deleting:
             return
         task = asyncio.ensure_future(self._upload(recording_id, retry))
         self._uploads[recording_id] = task
@@ -191,12 +193,19 @@ class RecordingStore:
         else:
             await asyncio.to_thread(path.unlink, missing_ok=True)
 
-    async def settle(self, recording_id: str) -> None:
-        """Wait for the recording's upload, if one is running."""
-        task = self._uploads.get(recording_id)
-        if task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(task)
+    @contextlib.asynccontextmanager
+    async def deleting(self, recording_id: str) -> AsyncIterator[None]:
+        """For the block, the recording is not uploaded; an upload under way ends first."""
+        self._deleting.add(recording_id)
+        try:
+            task = self._uploads.get(recording_id)
+            if task is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(task)
+            yield
+        finally:
+            self._deleting.discard(recording_id)
+            self._failed.discard(recording_id)
 
     async def idle(self) -> None:
         """Wait until no upload or sweep is pending (tests, shutdown)."""

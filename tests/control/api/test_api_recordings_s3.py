@@ -258,3 +258,18 @@ async def test_bucket_failures_on_download_and_delete_are_500501(
     assert status == 500
     check_error(body, 500, 500501)
     assert "NotConfigured" in body["help"]
+
+
+async def test_delete_during_the_upload_leaves_nothing_behind(
+    client: Client, auth: dict[str, str], session: Session, engine: MediaEngine,
+    service: RecordingService, storage: Storage, bucket: S3Config,
+    http: aiohttp.ClientSession
+) -> None:
+    await configure(client, auth, bucket)
+    rid = await recorded(client, auth, session, engine)  # its upload is under way
+    assert await service.delete(rid) is True  # waits for it, then deletes the object
+    service.store.offload(rid)
+    service.store.sweep()
+    await service.store.idle()
+    assert await in_bucket(http, bucket, rid) is None
+    assert await storage.get_recording(rid) is None and leftovers(service) == []
