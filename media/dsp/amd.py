@@ -154,6 +154,9 @@ class Kind(IntEnum):
 
 
 class Phase(IntEnum):
+    """Where a stream is: nothing decided, a live person (still listening), a voicemail
+    awaiting READY, or done (FAX or READY said)."""
+
     UNDECIDED = 0
     LIVE = 1
     VOICEMAIL = 2
@@ -204,7 +207,7 @@ class Features:
 def features(pcm: Pcm, candidate: float = 0.3) -> Features:
     """The frame features of each row of `pcm` (n, 160). Frequency and side peak are
     worked out only where the purity reaches `candidate` (elsewhere 0 Hz and 0 dB: no
-    tone), which few frames of speech or noise do."""
+    tone), which most frames of speech and noise do not."""
     x = pcm.astype(np.float32, copy=False)
     y = x @ _BASIS
     k = len(BINS)
@@ -246,7 +249,7 @@ _STATE: dict[str, tuple[type, float]] = {
     "ced_miss": (np.int32, 0),
     "cng_run": (np.int32, 0), "cng_miss": (np.int32, 0), "v21_run": (np.int32, 0),
     "v21_miss": (np.int32, 0), "born": (np.bool_, False), "after": (np.int32, 0),
-    "vprev": (np.int8, 0),
+    "vprev": (np.int8, 0),  # bit 0: the last frame was voiced, bit 1: the one before
 }
 
 
@@ -396,7 +399,7 @@ class AmdBank:
             heard=heard, phase=phase, tone_f=tone_f, tone_run=tone_run,
             beep_on=beep_on & ~beep_end, beep_start=beep_start, beep_f=beep_f,
             last_tone=last_tone, ced_run=ced_run, cng_run=cng_run, v21_run=v21_run,
-            born=born, after=after, vprev=(s["vprev"] << 1) | voiced)
+            born=born, after=after, vprev=((s["vprev"] << 1) | voiced) & 3)
         for name, value in new.items():
             s[name] = np.asarray(value, _STATE[name][0])  # no copy when it is one already
         return self._decisions(t, live, vm, fax, ready_beep, ready_quiet, last_tone)
