@@ -48,10 +48,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+import numpy as np
+
 from control.calls import Call, iso, utcnow
 from control.recordingstore import RecordingStore
 from control.storage import Storage
-from media.recorder import Recorder, Recording, RecordingResult, recover
+from media.dsp.dtmf import key_tail
+from media.recorder import Recorder, Recording, RecordingResult, recover, wav_header
 from media.transcode import transcode
 from media.vad import SilenceMonitor, SilenceWatch
 
@@ -62,6 +65,7 @@ log = logging.getLogger("voxswitch.recordings")
 
 MAX_TRANSCODES = 2  # at once; the others wait their turn
 UNSAVED = "unsaved"  # a message's index status until it is saved
+HEADER_BYTES = 44  # media.recorder writes canonical 44-byte WAV headers
 
 
 class RecordingRefused(Exception):
@@ -223,8 +227,10 @@ class RecordingService:
         log.info("message.started", extra={"call_id": call.id, "recording_id": rid})
         return m
 
-    async def stop_message(self, call: Call, why: str = "stopped") -> Message | None:
-        """Stop the call's message if it is recording; it is then unsaved."""
+    async def stop_message(self, call: Call, why: str = "stopped",
+                           key: str | None = None) -> Message | None:
+        """Stop the call's message if it is recording; it is then unsaved. `key`: the
+        key that ended it, whose in-band tone is cut from the message's end."""
         m = self._messages.get(call.id)
         if m is None:
             return None
@@ -236,6 +242,8 @@ class RecordingService:
         if not m.stopped:
             m.stopped = True
             m.duration_ms, m.failed = result.duration_ms, result.error is not None
+            if key is not None and not m.failed:
+                m.duration_ms -= await asyncio.to_thread(trim_key_tail, m.path, key)
             await self.storage.finish_recording(m.id, utcnow(), m.duration_ms,
                                                 "failed" if m.failed else UNSAVED)
         if m.failed:
@@ -438,3 +446,25 @@ def recording_json(row: dict[str, Any]) -> dict[str, Any]:
         "status": row["status"],
         "storage": "s3" if row.get("object_key") else "local",
     }
+
+
+def trim_key_tail(path: Path, key: str) -> int:
+    """Cut `key`'s in-band tone (and what followed it) from the end of the WAV at `path`,
+    in place; the milliseconds cut. A file that can't be read or written is left as it is
+    (logged): the message keeps a key press, nothing is lost."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            channels, frames = w.getnchannels(), w.getnframes()
+            pcm = np.frombuffer(w.readframes(frames), "<i2").reshape(-1, channels)
+        cut = key_tail(pcm[:, 0], key)
+        if cut == 0:
+            return 0
+        keep = frames - cut
+        with open(path, "r+b") as fh:
+            fh.truncate(HEADER_BYTES + keep * 2 * channels)
+            fh.seek(0)
+            fh.write(wav_header(channels, keep * 2 * channels))
+        return cut * 1000 // 8000
+    except (OSError, EOFError, wave.Error) as exc:
+        log.warning("message.trim_failed", extra={"path": str(path), "error": str(exc)})
+        return 0

@@ -748,6 +748,57 @@ def detect_digits(pcm: np.ndarray, rate: int = 8000) -> str:
     return "".join(key for f in frames for _, key in detector.process(f))
 
 
+TAIL_WINDOW = 160  # 20 ms windows, 10 ms apart, for `key_tail`
+TAIL_HOP = 80
+TAIL_RATIO = 0.8  # of a window's energy in the key's two tones (least-squares fit)
+TAIL_MIN_DBFS = -45.0
+TAIL_TWIST = 10 ** (-10 / 10)  # the weaker tone within 10 dB of the stronger
+TAIL_GAP_S = 0.3  # how far before the end the key's tone may have stopped
+
+
+def key_tail(pcm: np.ndarray, key: str, rate: int = 8000, max_s: float = 1.5) -> int:
+    """How many samples at the end of mono `pcm` hold `key`'s tone: what to cut from a
+    message that the caller ended by pressing the key in-band.
+
+    Windows of 20 ms, 10 ms apart, walk back from the end; a window holds the key when
+    a least-squares fit of its two frequencies carries `TAIL_RATIO` of its energy, both
+    tones are there (within 10 dB of each other) and it is louder than `TAIL_MIN_DBFS`
+    (speech almost never puts 80 % of its energy in two
+    exact DTMF frequencies). The tone may have stopped up to `TAIL_GAP_S` before the end
+    (the recording stops a moment after the key is reported). The cut starts one hop
+    before the first window of the run, for the tone's onset inside it. 0 when the last
+    `TAIL_GAP_S` hold no tone of `key`."""
+    if key not in KEYS:
+        raise ValueError(f"{key!r} is not a DTMF key")
+    k = KEYS.index(key)
+    low, high = LOW_HZ[k // 4], HIGH_HZ[k % 4]
+    x = np.asarray(pcm, dtype=np.float64).reshape(-1)[-int(max_s * rate):]
+    if x.size < TAIL_WINDOW:
+        return 0
+    t = np.arange(TAIL_WINDOW) / rate
+    basis = np.stack([f(2 * np.pi * hz * t) for hz in (low, high) for f in (np.cos, np.sin)],
+                     axis=1)  # (window, 4)
+    pinv = np.linalg.pinv(basis)
+    starts = np.arange(x.size - TAIL_WINDOW, -1, -TAIL_HOP)  # newest first
+    windows = np.stack([x[s:s + TAIL_WINDOW] for s in starts])
+    coef = windows @ pinv.T  # (windows, 4): cos and sin of low, then of high
+    fitted = ((coef @ basis.T) ** 2).sum(axis=1)
+    energy = (windows ** 2).sum(axis=1)
+    low_p, high_p = (coef[:, :2] ** 2).sum(axis=1), (coef[:, 2:] ** 2).sum(axis=1)
+    both = np.minimum(low_p, high_p) >= TAIL_TWIST * np.maximum(low_p, high_p)
+    floor = TAIL_WINDOW * (32768.0 * 10 ** (TAIL_MIN_DBFS / 20)) ** 2
+    holds = (fitted >= TAIL_RATIO * np.maximum(energy, 1e-9)) & (energy >= floor) & both
+    gap = int(TAIL_GAP_S * rate / TAIL_HOP)
+    found = np.flatnonzero(holds[:gap + 1])
+    if found.size == 0:
+        return 0
+    i = int(found[0])
+    while i + 1 < len(holds) and holds[i + 1]:
+        i += 1
+    start = max(0, int(starts[i]) - TAIL_HOP)
+    return int(x.size - start)
+
+
 def resample(x: np.ndarray, rate: int, to: int = 8000) -> Pcm:
     """Mono int16 `x` at `rate` Hz resampled to `to` Hz with PyAV (libswresample)."""
     frame = av.AudioFrame.from_ndarray(

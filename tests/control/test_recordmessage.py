@@ -28,7 +28,7 @@ from tests.control import test_recordings
 from tests.control.test_interpreter import Host
 from tests.control.test_recordings import RecordedPort
 from tests.media.test_recorder import Caller, call
-from tests.support.audio import concat, silence, sine, tone_segments
+from tests.support.audio import concat, dtmf, silence, sine, tone_segments
 from tests.support.udp import UdpPeer
 
 TONE_HZ = 697.0
@@ -194,6 +194,27 @@ async def test_the_finish_key_ends_the_message(
     # not saved yet: not in the call's recordings, not listed, not deletable by REST
     assert port.call.recordings == [] and await storage.list_recordings() == ([], False)
     assert await service.delete(last.id) is False and last.path.exists()
+
+
+async def test_an_in_band_finish_key_is_cut_from_the_message(
+    engine: MediaEngine, line: tuple[MessagePort, Caller], service: RecordingService
+) -> None:
+    port, caller = line
+    key = dtmf("#", tone_s=0.1, gap_s=0.0, level=-10.0)
+    pcm = concat(sine(TONE_HZ, 1.0, level=-20), key)
+    task = flow([message(finish_on_key="#")], port, service)
+    # reported once the tone has reached the recording (it passes the jitter buffer
+    # first, as it does on its way to the in-band detector)
+    await speak(engine, caller, task, pcm, {56: "#"}, port)
+    assert await finished(task) is Outcome.NEXT
+    last = service.last_message(port.call)
+    assert last is not None
+    kept = read_mono(last.path)
+    [(_, spoken_end)] = tone_segments(kept, TONE_HZ, min_db=-30, min_duration=0.5)
+    # the message ends where the caller's tone did, not after the key
+    assert len(kept) / 8000 == pytest.approx(spoken_end, abs=0.02)
+    assert last.duration_ms == pytest.approx(len(kept) * 1000 / 8000, abs=1)
+    assert tone_segments(kept, 1477.0, min_db=-40, min_duration=0.005) == []
 
 
 async def test_play_plays_the_message_back(

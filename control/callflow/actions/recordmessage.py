@@ -11,7 +11,8 @@ call without media, `play` or `save` with no message, a storage error.
 
 Choices where the spec is silent (see also `control.recordings`):
 - Keys pressed before `start` don't end the message; the finishing key press itself is
-  not kept for a later COLLECT.
+  not kept for a later COLLECT, and its in-band tone is cut from the message's end
+  (`media.dsp.dtmf.key_tail`).
 - A message that is not saved or discarded is replaced (discarded) by the next `start`.
 - `discard` without an unsaved message (none, or already saved) is a no-op, not an
   error; `save` of a saved message succeeds again (and runs on_save again).
@@ -109,21 +110,22 @@ async def _record(port: CallPort, member: RecordedCall, service: RecordingServic
         await asyncio.wait((keyed, message.ended), return_when=asyncio.FIRST_COMPLETED)
     finally:
         keyed.cancel()
-    pressed = keyed.done() and not keyed.cancelled() and keyed.result()
-    stopped = await service.stop_message(member.call, "key" if pressed else "ended")
+    pressed = keyed.result() if keyed.done() and not keyed.cancelled() else None
+    stopped = await service.stop_message(member.call, "key" if pressed else "ended",
+                                         key=pressed)
     log.info("recordmessage.recorded", extra={
         "call_id": member.call.id, "recording_id": message.id, "ended_by": message.ended.result(),
         "duration_ms": stopped.duration_ms if stopped else 0})
     return stopped is not None and not stopped.failed
 
 
-async def _finish_key(port: CallPort, finish: str) -> bool:
-    """True once the finishing key is pressed; False when the call ends first."""
+async def _finish_key(port: CallPort, finish: str) -> str | None:
+    """The finishing key once pressed; None when the call ends first."""
     while not port.ended:
         key = await port.next_digit(3600.0)
         if key is not None and (finish == "any" or key == finish):
-            return True
-    return False
+            return key
+    return None
 
 
 async def _play(port: CallPort, service: RecordingService, member: RecordedCall) -> bool:
