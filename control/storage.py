@@ -84,6 +84,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
             updated_on TEXT NOT NULL
         )""",
     ),
+    # 4: registrar users and SIP messages (control/messagestore.py owns their queries)
+    (),
+    # 5: trunks and the phone number inventory (control/inventorystore.py owns theirs)
+    (),
 ]
 
 RECORDING_COLUMNS = ("id", "call_id", "name", "grp", "app_id", "subaccount_id", "caller_no",
@@ -442,6 +446,19 @@ class Storage:
         return out
 
     # -- the worker thread ----------------------------------------------------------------
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T], *,
+                  transaction: bool = False) -> T:
+        """Run `fn(connection)` on the storage thread (in one transaction when asked):
+        how the stores of other tables (messages, trunks, numbers) reach the database
+        without this module holding their queries. sqlite3 errors are StorageError."""
+        def call() -> T:
+            conn = self._db()
+            if not transaction:
+                return fn(conn)
+            with _transaction(conn):
+                return fn(conn)
+        return await self._call(call)
 
     async def _call(self, fn: Callable[[], T]) -> T:
         if self._executor is None:

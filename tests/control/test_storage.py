@@ -282,3 +282,17 @@ async def test_a_config_read_after_put_or_delete_is_current(store: Storage) -> N
     assert got is not None and got.callback.url == "https://one.test/"
     await store.delete_config("+1949")
     assert await store.get_config("+1949") is None
+
+
+async def test_run_gives_other_stores_the_connection_and_a_transaction(storage: Storage) -> None:
+    await storage.run(lambda c: c.execute("CREATE TEMP TABLE t (x INTEGER)"))
+
+    def insert_then_fail(conn: Any) -> None:
+        conn.execute("INSERT INTO t VALUES (1)")
+        raise sqlite3.IntegrityError("refused")
+
+    with pytest.raises(StorageError, match="IntegrityError: refused"):
+        await storage.run(insert_then_fail, transaction=True)
+    assert await storage.run(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]) == 0
+    await storage.run(lambda c: c.execute("INSERT INTO t VALUES (2)"), transaction=True)
+    assert await storage.run(lambda c: c.execute("SELECT x FROM t").fetchall()) == [(2,)]
