@@ -295,4 +295,5 @@ async def test_run_gives_other_stores_the_connection_and_a_transaction(storage: 
         await storage.run(insert_then_fail, transaction=True)
     assert await storage.run(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]) == 0
     await storage.run(lambda c: c.execute("INSERT INTO t VALUES (2)"), transaction=True)
-    assert await storage.run(lambda c: c.execute("SELECT x FROM t").fetchall()) == [(2,)]
+    assert [tuple(r) for r in await storage.run(
+        lambda c: c.execute("SELECT x FROM t").fetchall())] == [(2,)]
