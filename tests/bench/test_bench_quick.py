@@ -64,10 +64,13 @@ def null(v: object) -> bool:
 # Field path -> check. "results[].us" is the field `us` of every item of the list `results`.
 REQUIRED: dict[str, dict[str, Check]] = {
     "amd": {
-        "bench": text, "quick": flag, "seed": count, "split": text,
-        **{f"{part}.{field}": check for part in ("tuning", "held_out")
+        "bench": text, "quick": flag, "seed": count, "seeds": table,
+        "seeds.held_out_v2": count, "split": text, "target_part": text,
+        **{f"{part}.{field}": check
+           for part in ("tuning", "held_out_v1_seen", "held_out_v2")
            for field, check in {"items": count, "accuracy": number, "first_accuracy": number,
                                 "confusion": table, "live_decided": count,
+                                "voicemail_first_live": count,
                                 "beep_voicemails": count, "beep_ready_early": count,
                                 "beep_end_early": count, "no_beep_voicemails": count}.items()},
         "cost": table, "cost.channels": count, "cost.ticks": count, "cost.mean_us": number,
