@@ -18,7 +18,8 @@ import logging
 import socket
 from collections.abc import Callable, Sequence
 
-from .auth import Credentials
+from .auth import CHALLENGE_HEADERS, Credentials, DigestClient
+from .authserver import DigestAuthenticator
 from .client import ClientSession
 from .dialog import DialogId
 from .events import (
@@ -32,7 +33,8 @@ from .events import (
     TransportErrorOccurred,
 )
 from .headers import NameAddr, Via, new_branch, new_call_id, new_tag
-from .message import Request, Response, SipParseError, make_response, parse_message
+from .message import Headers, Request, Response, SipParseError, make_response, parse_message
+from .registrar import Registrar
 from .sdp import SessionDescription
 from .session import ServerSession, SessionState
 from .transaction import (
@@ -61,8 +63,13 @@ SDP_ONLY = frozenset({"application/sdp"})
 # SIP INFO carries DTMF in these (the de-facto application/dtmf-relay and RFC 2976 kin).
 INFO_TYPES = frozenset({"application/dtmf-relay", "application/dtmf", "application/sdp"})
 TRANSPORT_NAMES = frozenset({"udp", "tcp"})
+# RFC 3428 MESSAGE bodies we take; a MESSAGE's final response must come at once (§7).
+MESSAGE_TYPES = frozenset({"text/plain"})
+MESSAGE_TIMEOUT_S = 32.0  # bound on waiting for a MESSAGE's final response (Timer F)
 
 Session = ServerSession | ClientSession
+# An inbound MESSAGE handler: the request and its source in, the response to send out.
+MessageHandler = Callable[[Request, Destination], Response]
 
 
 class InvalidTarget(ValueError):
@@ -82,6 +89,9 @@ class SipStack:
         user_agent: str = "voxswitch/0.1",
         t1: float = 0.5,
         advertise: str | None = None,
+        registrar: Registrar | None = None,
+        authenticator: DigestAuthenticator | None = None,
+        on_message: MessageHandler | None = None,
     ) -> None:
         self.host = host
         self.udp_port = port
@@ -108,6 +118,17 @@ class SipStack:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._pumping = False
+        # REGISTER (§10.3) when a registrar is given, digest-authenticated by
+        # `authenticator`; MESSAGE (RFC 3428) when a handler is given.
+        self.registrar = registrar
+        self.authenticator = authenticator
+        self._on_message = on_message
+        extra = {"REGISTER"} if registrar is not None else set()
+        extra |= {"MESSAGE"} if on_message is not None else set()
+        self.allowed = ALLOWED | frozenset(extra)
+        self.allow_header = ", ".join(
+            [*ALLOW_HEADER.split(", "), *sorted(extra, key=("REGISTER", "MESSAGE").index)])
+        self._requests: dict[TransactionKey, asyncio.Future[Response | str]] = {}
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -353,6 +374,8 @@ class SipStack:
             return
         deadlines = [self.layer.get_timer(), *(s.get_timer() for s in self._sessions),
                      *(c.get_timer() for c in self._clients)]
+        if self.registrar is not None:
+            deadlines.append(self.registrar.get_timer())
         deadline = min((d for d in deadlines if d is not None), default=None)
         if deadline == self._timer_at:
             return
@@ -369,6 +392,10 @@ class SipStack:
         self._timer = self._timer_at = None
         try:
             self.layer.handle_timer(now)
+            if self.registrar is not None:
+                for gone in self.registrar.handle_timer(now):
+                    log.info("registration expired: %s at %s", gone.aor, gone.uri,
+                             extra={"aor": gone.aor, "contact": str(gone.uri)})
             due: list[Session] = [*self._sessions, *self._clients]
             for session in due:
                 deadline = session.get_timer()
@@ -428,6 +455,9 @@ class SipStack:
         elif isinstance(event, ResponseReceived):
             self._on_response(event)
         elif isinstance(event, TransactionTimedOut | TransportErrorOccurred):
+            pending = self._requests.pop(event.key, None)
+            if pending is not None and not pending.done():
+                pending.set_result(_failure_reason(event))
             client = self._client_tx.get(event.key)
             if client is not None:
                 client.transaction_failed(event.key, _failure_reason(event))
@@ -435,6 +465,7 @@ class SipStack:
             if owner is not None:
                 owner.bye_completed()
         elif isinstance(event, TransactionTerminated):
+            self._requests.pop(event.key, None)
             self._bye_owners.pop(event.key, None)
             self._client_tx.pop(event.key, None)
 
@@ -446,6 +477,11 @@ class SipStack:
             client = self._client_calls.get((response.call_id, response.from_.tag or ""))
             if client is not None:
                 client.receive_response(response, None)
+            return
+        pending = self._requests.get(event.key)
+        if pending is not None:
+            if response.status >= 200 and not pending.done():
+                pending.set_result(response)
             return
         client = self._client_tx.get(event.key)
         if client is not None:
@@ -471,13 +507,17 @@ class SipStack:
             if session is not None:
                 session.receive_ack(request)
             return  # stray ACKs are absorbed
-        accept = INFO_TYPES if request.method == "INFO" else SDP_ONLY
-        problem = check_request(request, allowed=ALLOWED, known=KNOWN, accept=accept)
+        accept = {"INFO": INFO_TYPES, "MESSAGE": MESSAGE_TYPES}.get(request.method, SDP_ONLY)
+        problem = check_request(request, allowed=self.allowed, known=KNOWN, accept=accept)
         if problem is not None:
             self._send_response(problem, request)
             return
         if request.method == "OPTIONS":
             self._send_response(self._capabilities(request), request)
+        elif request.method == "REGISTER":
+            self._register(request, event.source)
+        elif request.method == "MESSAGE":
+            self._message(request, event.source)  # in a dialog or not (RFC 3428 §4)
         elif request.to.tag:
             session = self._dialogs.get(DialogId.of_incoming(request))
             if session is None:
@@ -492,13 +532,150 @@ class SipStack:
     def _capabilities(self, request: Request) -> Response:
         """§11.2: what we would answer to an INVITE, minus the session."""
         headers = [
-            ("Allow", ALLOW_HEADER),
+            ("Allow", self.allow_header),
             ("Accept", "application/sdp"),
             ("Accept-Encoding", "identity"),
             ("Accept-Language", "en"),
             ("Supported", ""),
         ]
         return make_response(request, 200, headers=headers)
+
+    # ---- REGISTER (§10.3) and MESSAGE (RFC 3428) ----------------------------------------
+
+    def _register(self, request: Request, source: Destination) -> None:
+        assert self.registrar is not None
+        to_user = request.to.uri.user
+        if self.authenticator is not None:
+            decision = self.authenticator.check(request, source.host, self.now())
+            if decision.response is not None:
+                log.info("register %s from %s:%s: %d (%s)", to_user, *source.addr,
+                         decision.response.status, decision.reason,
+                         extra={"aor": to_user, "source": source.addr,
+                                "status": decision.response.status})
+                self._send_response(decision.response, request)
+                return
+            user = decision.user
+        else:
+            user = to_user
+        if not user or user != to_user:
+            # §10.3 step 5: an authenticated user registers only its own AOR
+            self._reply(request, 403, "Forbidden")
+            return
+        response = self.registrar.register(request, user, self.now(), source)
+        log.info("register %s from %s:%s: %d %s", user, *source.addr, response.status,
+                 response.reason, extra={"aor": user, "source": source.addr,
+                                         "status": response.status,
+                                         "contacts": response.headers.getall("Contact")})
+        self._send_response(response, request)
+
+    def _message(self, request: Request, source: Destination) -> None:
+        assert self._on_message is not None
+        try:
+            response = self._on_message(request, source)
+        except Exception:
+            log.exception("on_message failed", extra={"call_id": request.call_id})
+            response = make_response(request, 500)
+        self._send_response(response, request)
+
+    async def message(
+        self,
+        target: str,
+        body: bytes,
+        *,
+        from_user: str,
+        to: str | None = None,
+        content_type: str = "text/plain;charset=UTF-8",
+        proxy: str | None = None,
+        credentials: Credentials | None = None,
+        transport: str = "udp",
+        timeout: float = MESSAGE_TIMEOUT_S,
+    ) -> tuple[int, str]:
+        """Send a MESSAGE (RFC 3428) and return the (status, reason) of its final
+        response; 408 when none came (Timer F, or `timeout`), 503 when the transport
+        failed or the host did not resolve. `target` is the Request-URI, `to` the To
+        (default: the target); `proxy`, `credentials` and `transport` as for `invite`.
+        Raises InvalidTarget for a target or proxy that cannot be reached."""
+        if self._loop is None:
+            raise RuntimeError("the stack is not started")
+        uri = _parse_target(target, "target")
+        hop = _parse_target(proxy, "proxy") if proxy else uri
+        transport = (hop.transport or transport).lower()
+        if transport not in TRANSPORT_NAMES:
+            raise InvalidTarget(f"unsupported transport {transport!r} (udp or tcp)")
+        destination = await self._destination(hop, transport)
+        if isinstance(destination, str):
+            return 503, destination
+        route_params: dict[str, str | None] = {**hop.params, "lr": None}
+        route = f"<{URI(hop.scheme, host=hop.host, port=hop.port, params=route_params)}>"
+        local = NameAddr(None, URI("sip", user=from_user, host=self.advertise),
+                         {"tag": new_tag()})
+        call_id = new_call_id(self.advertise)
+        digest = DigestClient(credentials) if credentials is not None else None
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._send_message(
+                    uri, body, destination, local, call_id, to, content_type,
+                    route if proxy else None, transport, digest)
+        except TimeoutError:
+            return 408, f"no final response within {timeout:g} s"
+
+    async def _send_message(self, uri: URI, body: bytes, destination: Destination,
+                            local: NameAddr, call_id: str, to: str | None,
+                            content_type: str, route: str | None, transport: str,
+                            digest: DigestClient | None) -> tuple[int, str]:
+        auth: list[tuple[str, str]] = []
+        for cseq in range(1, 4):
+            headers = Headers()
+            headers.add("Via", str(self.local_via(transport)))
+            headers.add("Max-Forwards", "70")
+            headers.add("From", str(local))
+            headers.add("To", to if to is not None else f"<{uri}>")
+            headers.add("Call-ID", call_id)
+            headers.add("CSeq", f"{cseq} MESSAGE")
+            if route is not None:
+                headers.add("Route", route)
+            headers.add("User-Agent", self.user_agent)
+            for name, value in auth:
+                headers.add(name, value)
+            headers.add("Content-Type", content_type)
+            request = Request("MESSAGE", str(uri), headers, body)
+            outcome = await self._transact(request, destination)
+            if isinstance(outcome, str):
+                status = 503 if outcome.startswith("transport") else 408
+                return status, outcome
+            status = outcome.status
+            if status in CHALLENGE_HEADERS and digest is not None and digest.challenged(
+                    status, outcome.headers.getall(CHALLENGE_HEADERS[status][0])):
+                auth = digest.headers("MESSAGE", str(uri), body)
+                continue
+            return status, outcome.reason
+        return 403, "credentials refused"  # pragma: no cover - challenged thrice
+
+    async def _transact(self, request: Request, destination: Destination) -> Response | str:
+        """Run one non-INVITE client transaction: its final response, or why none."""
+        assert self._loop is not None
+        key = self.layer.send_request(request, destination, self.now())
+        future: asyncio.Future[Response | str] = self._loop.create_future()
+        self._requests[key] = future
+        self.pump()
+        try:
+            return await future
+        finally:
+            self._requests.pop(key, None)
+
+    async def _destination(self, hop: URI, transport: str) -> Destination | str:
+        """Where `hop` is: its IP literal, or an A lookup (a reason when it fails)."""
+        assert self._loop is not None
+        port = hop.port or 5060
+        if is_ip_literal(hop.host):
+            return Destination(transport, hop.host.strip("[]"), port)
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        kind = socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM
+        try:
+            infos = await self._loop.getaddrinfo(hop.host, port, family=family, type=kind)
+            return Destination(transport, str(infos[0][4][0]), port)
+        except (OSError, IndexError) as exc:
+            return f"transport error: DNS lookup of {hop.host} failed: {exc}"
 
     def _new_session(self, invite: Request, source: Destination) -> None:
         try:
@@ -528,7 +705,7 @@ class SipStack:
 
     def _on_cancel(self, event: CancelReceived) -> None:
         cancel = event.request
-        problem = check_request(cancel, allowed=ALLOWED, known=KNOWN)
+        problem = check_request(cancel, allowed=self.allowed, known=KNOWN)
         if problem is not None:
             self._send_response(problem, cancel)
             return
