@@ -164,6 +164,19 @@ def test_a_greeting_without_a_beep_is_ready_after_it(speech: dict[str, Pcm], nam
     assert end_ms + 1500 <= got[-1].at_ms <= end_ms + 3000
 
 
+def test_a_greeting_taken_for_a_person_at_its_first_pause_is_corrected_as_it_goes_on(
+        speech: dict[str, Pcm]) -> None:
+    """"Hi, [pause] you've reached Dana...": a person first; the utterance going on past
+    2.4 s with no pause for a reply makes it a voicemail then, before a 3 s monologue."""
+    pcm = line(concat(silence(0.3), speech["greeting"], silence(3.0)))
+    got = decide(pcm)
+    assert kinds(got) == [Kind.LIVE_PERSON, Kind.VOICEMAIL, Kind.READY]
+    assert got[0].at_ms <= 2000
+    assert 300 + 2400 <= got[1].at_ms <= 300 + 2600
+    without = AmdBank(1, relapse_frames=10**6).run_over(pcm)
+    assert kinds(without) == kinds(got) and without[1].at_ms > got[1].at_ms
+
+
 def test_a_monologue_after_a_short_hello_corrects_it(speech: dict[str, Pcm]) -> None:
     got = decide(line(concat(silence(0.3), speech["hello"], silence(0.8), speech["greeting"],
                              silence(4.0))))
