@@ -4,8 +4,8 @@ Theory of operation: one `FlowVariables` per call, over one `JsEngine` whose glo
 live as long as the call (so user variables persist across callbacks).
 
 - Native Constants (spec: Variables › Native Constants) are read-only globals: writes
-  and `delete` fail silently. `$now` and `$callTime` are refreshed before every
-  evaluation; `$keyPresses`, `$collectAttempt`, `$numConferenceParticipants` and
+  and `delete` fail silently. `$now`, `$callTime` and `$detection` are refreshed before
+  every evaluation; `$keyPresses`, `$collectAttempt`, `$numConferenceParticipants` and
   `$lastQueuePollConnectCall` change only when the interpreter says so.
 - `$sessionData` and `$webhookData` are writable (User Defined Variables), as is any
   other `$name` a flow assigns. `$sessionData` mirrors `call.session_data` both ways:
@@ -22,6 +22,8 @@ Choices where the spec is silent:
   CONFERENCE sets it, so using it earlier is a ReferenceError (the spec's "terminal
   error").
 - Geography constants (`$callerNoCity`, …) are null: there is no numbering database.
+- `$detection` (not in the spec's table) is the call's `detection` field, refreshed
+  before every evaluation like `$now`: who answered, as far as DETECT knows yet.
 """
 
 from __future__ import annotations
@@ -203,6 +205,7 @@ class FlowVariables:
             "$collectAttempt": 0,
             "$callerNo": call.caller_no,
             "$apiNo": call.api_no,
+            "$detection": call.detection,
         }
         for geo in _GEO:
             natives[f"$callerNo{geo}"] = None
@@ -215,6 +218,7 @@ class FlowVariables:
     def _tick(self) -> None:
         self.engine.set_constant("$now", self._now_ms())
         self.engine.set_constant("$callTime", self.call.duration_ms())
+        self.engine.set_constant("$detection", self.call.detection)
 
     def _sync_to_call(self) -> None:
         current = self.engine.get_json(SESSION_DATA)

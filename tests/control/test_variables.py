@@ -91,8 +91,16 @@ def test_now_and_call_time_refresh_before_each_evaluation() -> None:
 NATIVES = [
     "$config", "$lastQueuePollConnectCall", "$direction", "$keyPresses", "$now",
     "$callTime", "$startTime", "$callId", "$parentCallID", "$appId", "$collectAttempt",
-    "$callerNo", "$callerNoCity", "$apiNo", "$apiNoTimeZone",
+    "$callerNo", "$callerNoCity", "$apiNo", "$apiNoTimeZone", "$detection",
 ]
+
+
+def test_detection_follows_the_call_as_it_is_decided() -> None:
+    call = make_call()
+    fv = FlowVariables(call)
+    assert fv.evaluate("$detection") == "unknown"
+    call.detection = "voicemail"
+    assert fv.truthy("$detection == 'voicemail'")
 
 
 @pytest.mark.parametrize("name", NATIVES)
