@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from control.numbers import DEFAULT_POOL, PoolError, parse_pool
 from control.objectstore import ConfigError, S3Config
 
 
@@ -79,6 +80,10 @@ class Settings:
     recording_storage_region: str | None = None
     recording_storage_bucket: str | None = None
     recording_storage_endpoint_url: str | None = None
+    # The local number pool GET /PhoneNumbers/Available searches (`[numbers] pool = [...]`:
+    # "+1949555XXXX" patterns, NANP prefixes "+1949555", ranges "+1...-+1..."; the
+    # environment takes them comma-separated).
+    numbers_pool: tuple[str, ...] = DEFAULT_POOL
 
     @property
     def cache_dir(self) -> Path:
@@ -110,9 +115,10 @@ _CONVERTERS: dict[str, Any] = {
     "media_dir": lambda v: Path(str(v)) if v else None,
     "node_id": int,
     "outbound_proxy": lambda v: check_proxy(str(v)) if v else None,
+    "numbers_pool": lambda v: check_pool(v),
 }
 
-_TABLES = ("outbound", "recording_storage")  # TOML tables: keys are settings TABLE_KEY
+_TABLES = ("outbound", "recording_storage", "numbers")  # TOML tables: keys are TABLE_KEY
 
 
 def check_proxy(text: str) -> str:
@@ -123,6 +129,20 @@ def check_proxy(text: str) -> str:
             or not 0 < int(port) < 65536:
         raise SettingsError(f"outbound proxy: expected sip:HOST:PORT, got {text!r}")
     return text
+
+
+def check_pool(value: Any) -> tuple[str, ...]:
+    """The number pool's entries (a TOML list, or one comma-separated string)."""
+    entries = value.split(",") if isinstance(value, str) else value
+    if not isinstance(entries, list | tuple) or not all(isinstance(e, str) for e in entries):
+        raise SettingsError("numbers pool: expected a list of strings such as "
+                            "[\"+1949555XXXX\"]")
+    cleaned = tuple(e.strip() for e in entries if e.strip())
+    try:
+        parse_pool(cleaned)
+    except PoolError as exc:
+        raise SettingsError(str(exc)) from None
+    return cleaned
 
 
 def _flatten(doc: dict[str, Any]) -> dict[str, Any]:

@@ -87,7 +87,33 @@ MIGRATIONS: list[tuple[str, ...]] = [
     # 4: registrar users and SIP messages (control/messagestore.py owns their queries)
     (),
     # 5: trunks and the phone number inventory (control/inventorystore.py owns theirs)
-    (),
+    (
+        """CREATE TABLE trunks (
+            trunk_id TEXT PRIMARY KEY,
+            direction TEXT NOT NULL,          -- inbound, outbound
+            domain TEXT,                      -- outbound.domain, lower case (NULL: none)
+            created_on TEXT NOT NULL,
+            data TEXT NOT NULL                -- the Trunk object as JSON
+        )""",
+        "CREATE UNIQUE INDEX trunks_domain ON trunks (domain) WHERE domain IS NOT NULL",
+        """CREATE TABLE phone_numbers (
+            no TEXT PRIMARY KEY,              -- E.164
+            assigned_to TEXT,                 -- CallFlows, ParkingLot, Trunks/{id}; NULL: released
+            status TEXT NOT NULL,             -- the spec's Phone Number Status
+            subaccount_id INTEGER NOT NULL DEFAULT 0,
+            usage INTEGER NOT NULL DEFAULT 0, -- calls to it since it was provisioned
+            created_on TEXT NOT NULL,
+            updated_on TEXT NOT NULL,
+            data TEXT NOT NULL                -- description, caller_id_name, port_out_pin, ...
+        )""",
+        "CREATE INDEX phone_numbers_assigned_to ON phone_numbers (assigned_to, no)",
+        """CREATE TABLE trunk_calls (         -- which trunk carried a call (per-trunk logs)
+            call_id TEXT PRIMARY KEY,
+            trunk_id TEXT NOT NULL,
+            start_time INTEGER NOT NULL       -- epoch milliseconds, UTC
+        )""",
+        "CREATE INDEX trunk_calls_trunk ON trunk_calls (trunk_id, start_time)",
+    ),
 ]
 
 RECORDING_COLUMNS = ("id", "call_id", "name", "grp", "app_id", "subaccount_id", "caller_no",

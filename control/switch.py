@@ -19,6 +19,7 @@ from control.detection import DetectionService
 from control.dialer import Dialer
 from control.flowconfig import CallFlowConfig
 from control.inbound import InboundSession
+from control.inventory import InventoryService
 from control.queues import QueueService
 from control.recordings import RecordingService
 from control.recordingstore import RecordingStore
@@ -26,6 +27,7 @@ from control.session import CallSession
 from control.settings import Settings
 from control.storage import Storage
 from control.switchboard import SwitchboardService
+from control.trunkcalls import TrunkCalls
 from media.audio import AudioLoader
 from media.engine import MediaEngine
 from media.tts import TtsEngine
@@ -60,6 +62,9 @@ class Switch:
         self.sessions: set[CallSession] = set()
         self.dialer = Dialer(self)
         self.switchboard = SwitchboardService(self, self.dialer)
+        # trunks and the number inventory: INVITEs for them are routed before call flows
+        self.inventory = InventoryService(self.storage, settings.numbers_pool)
+        self.trunk_calls = TrunkCalls(self, self.dialer, self.inventory)
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._http: aiohttp.ClientSession | None = None
@@ -97,7 +102,8 @@ class Switch:
         ctx = ApiContext(api_key=self.settings.api_key or "", registry=self.registry,
                          storage=self.storage, app_id=self.settings.app_id,
                          conferences=self.conferences, switchboard=self.switchboard,
-                         queues=self.queues, recordings=self.recordings)
+                         queues=self.queues, recordings=self.recordings,
+                         inventory=self.inventory)
         app.add_subapp("/v1", build_api(ctx))
         demo.add_routes(app, lambda: self.http_url)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -156,6 +162,8 @@ class Switch:
         task.add_done_callback(self._tasks.discard)
 
     async def _run_call(self, sip: ServerSession) -> None:
+        if await self.trunk_calls.dispatch(sip):
+            return  # a trunk's call, or a parked or trunk-assigned number
         invite = sip.invite
         ruri = invite.ruri
         api_no = ruri.user or ""

@@ -24,8 +24,10 @@ from control.api import (
     liveactions,
     livecalls,
     openapi,
+    phonenumbers,
     queues,
     recordings,
+    trunks,
 )
 from control.api.context import CONTEXT, ApiContext
 from control.api.errors import ApiError, new_ref_id
@@ -45,6 +47,8 @@ RESOURCES: tuple[RouteTable, ...] = (
     dials.routes,
     history.routes,
     integrations.routes,
+    phonenumbers.routes,
+    trunks.routes,
     openapi.routes,
 )
 

@@ -14,6 +14,7 @@ from control.recordings import RecordingService
 from control.storage import Storage
 
 if TYPE_CHECKING:
+    from control.inventory import InventoryService
     from control.switchboard import SwitchboardService
 
 
@@ -33,6 +34,8 @@ class ApiContext:
     switchboard: SwitchboardService | None = None
     # call recordings (Actions/Recording, History/Recordings); None: the API has none
     recordings: RecordingService | None = None
+    # trunks and the phone number inventory (Trunks, PhoneNumbers); None: 404002
+    inventory: InventoryService | None = None
 
 
 CONTEXT = web.AppKey("voxswitch_api_context", ApiContext)
