@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import g711
+from . import g711, udpio
 from .digits import DigitCombiner, dtmf_audio, inband_latency
 from .events import DigitReceived, DigitSource, TelephoneEventReceived, TelephoneEventStarted
 from .host import BridgeSeat, ChannelHost, MixSeat
@@ -159,6 +159,10 @@ class Channel:
         self._repack: Repacketiser | None = None
         # RTCP (RFC 3550 §6): reception statistics of the peer's stream, and our reports.
         self._rx_stats: ReceptionStats | None = None
+        self._rx_type: type[ReceptionStats] = udpio.ReceptionStats  # the receive set's kernel
+        # The compiled receive set's view of this channel (`media.udpio.RtpStream`), set
+        # by the engine; None with the Python one.
+        self._fast: Any = None
         self._rtcp_timer: asyncio.TimerHandle | None = None
         self._rtcp_from: Addr | None = None  # where the peer's RTCP comes from
         self._rtcp_remote: Addr | None = None  # where its SDP said to send RTCP
@@ -343,6 +347,7 @@ class Channel:
         if not receive:
             self._reset_rx()
         self._engine._configure(self)
+        self._follow()
         if self._rtcp_timer is None:
             self._schedule_rtcp()
 
@@ -522,7 +527,8 @@ class Channel:
         self._stats.remote_ssrc = ssrc
         rx = self._rx_stats
         if rx is None or rx.ssrc != ssrc:
-            rx = self._rx_stats = ReceptionStats.start(ssrc, seq)
+            rx = self._rx_stats = self._rx_type.start(ssrc, seq)
+            self._follow()
         rx.update(seq, ts, _monotonic())
         if self._receive:
             if self._repack is None and len(payload) == self._frame_bytes:
@@ -531,10 +537,26 @@ class Channel:
                 self._repacketise(ts, ssrc, payload)
             self._engine._rx_active[self] = self._jb
 
+    def _follow(self) -> None:
+        # Tell the compiled receive set when it may take this channel's common packet
+        # itself: while `_on_media` would do no more with it than count it, feed the
+        # stream's statistics and buffer it (no latching, repacketising or new SSRC).
+        fast = self._fast
+        if fast is not None:
+            take = (
+                self._receive
+                and not self._closed
+                and self._pt is not None
+                and self._repack is None
+                and not self._latch_pending
+            )
+            fast.follow(take, self._pt or 0, self._rx_stats)
+
     def _repacketise(self, ts: int, ssrc: int, payload: bytes) -> None:
         repack = self._repack
         if repack is None:
             repack = self._repack = Repacketiser(self._frame_bytes, self._silence_in)
+            self._follow()
             log.info(
                 "repacketising %r: the peer sends %d-sample packets, the engine %d-sample frames",
                 self, len(payload), self._frame_bytes,
@@ -546,6 +568,7 @@ class Channel:
         """Forget the inbound stream (codec change, receive off, close)."""
         self._jb.reset()
         self._repack = None
+        self._follow()
 
     def _on_telephone_event(
         self, marker: bool, seq: int, ts: int, ssrc: int, payload: bytes, addr: Any
@@ -679,6 +702,7 @@ class Channel:
     def _latch_to(self, addr: Any) -> None:
         dest = (addr[0], addr[1])
         self._latch_pending = False
+        self._follow()
         self._stats.latched_addr = dest
         if dest != self._dest:
             self._dest = dest

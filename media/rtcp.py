@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import struct
 from dataclasses import dataclass
+from typing import Protocol
 
 from .rtp import RTCP_BYE, RTCP_RR, RTCP_SDES, RTCP_SR, RTP_VERSION
 
@@ -114,26 +115,51 @@ class ReceptionStats:
 
     def report_block(self, now: float) -> bytes:
         """A 24-byte report block (§6.4.1) on this source; starts a new loss interval."""
-        expected, received = self.expected, self.received
-        expected_interval = expected - self.expected_prior
-        lost_interval = expected_interval - (received - self.received_prior)
-        self.expected_prior, self.received_prior = expected, received
-        fraction = 0
-        if expected_interval > 0 and lost_interval > 0:
-            fraction = min(255, (lost_interval << 8) // expected_interval)
-        lost = max(-0x800000, min(0x7FFFFF, self.lost)) & 0xFFFFFF
-        dlsr = 0
-        if self.last_sr_at is not None:
-            dlsr = min(0xFFFFFFFF, int((now - self.last_sr_at) * 65536))
-        return struct.pack(
-            "!IIIIII",
-            self.ssrc,
-            (fraction << 24) | lost,
-            self.extended_max & 0xFFFFFFFF,
-            int(self.jitter) & 0xFFFFFFFF,
-            self.last_sr,
-            dlsr,
-        )
+        return report_block(self, now)
+
+
+class _Source(Protocol):
+    # What a report block is made from: `ReceptionStats`, or its compiled twin.
+    ssrc: int
+    expected_prior: int
+    received_prior: int
+    received: int
+    jitter: float
+    last_sr: int
+    last_sr_at: float | None
+
+    @property
+    def expected(self) -> int: ...
+
+    @property
+    def lost(self) -> int: ...
+
+    @property
+    def extended_max(self) -> int: ...
+
+
+def report_block(source: _Source, now: float) -> bytes:
+    """`source`'s 24-byte report block (§6.4.1); starts a new loss interval."""
+    expected, received = source.expected, source.received
+    expected_interval = expected - source.expected_prior
+    lost_interval = expected_interval - (received - source.received_prior)
+    source.expected_prior, source.received_prior = expected, received
+    fraction = 0
+    if expected_interval > 0 and lost_interval > 0:
+        fraction = min(255, (lost_interval << 8) // expected_interval)
+    lost = max(-0x800000, min(0x7FFFFF, source.lost)) & 0xFFFFFF
+    dlsr = 0
+    if source.last_sr_at is not None:
+        dlsr = min(0xFFFFFFFF, int((now - source.last_sr_at) * 65536))
+    return struct.pack(
+        "!IIIIII",
+        source.ssrc,
+        (fraction << 24) | lost,
+        source.extended_max & 0xFFFFFFFF,
+        int(source.jitter) & 0xFFFFFFFF,
+        source.last_sr,
+        dlsr,
+    )
 
 
 @dataclass(frozen=True, slots=True)

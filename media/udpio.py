@@ -10,13 +10,26 @@ callback with its source address. Delivery keeps the loop's semantics: packets a
 the loop runs, whether or not the engine's clock does; the clock drains once more just
 before each tick, so a frame that came in a moment ago is in this tick.
 
+The common packet does not even reach Python. A channel's socket is added with an
+`RtpStream` (compiled only): while the channel says it may (`Channel._follow`: receiving,
+latched or not latching, not repacketising), a datagram that is plain RTP of its media
+payload type, one frame long and of the SSRC it follows is counted, fed to its RFC 3550
+reception statistics and pushed into its jitter buffer by the drain itself, and the
+buffer is marked for the tick's pops; both of those objects are then the compiled ones
+(`JitterBuffer`, `ReceptionStats`, same behaviour as `media.jitter` and `media.rtcp`).
+Everything else still goes to the callback (`Channel._on_rtp`) as before: the first
+packet of a stream (new SSRC: new statistics), latching, RFC 4733 events, RTCP-mux,
+other payload types or lengths, garbage. The tests hold the two paths to the same
+results on the same packet sequences.
+
 Sending stays a plain `sendto` per channel socket in the engine. (A C send loop was
 tried: its gain on the bridge benchmark was within this machine's run-to-run noise, and
 with it outbound call set-up at 200 CPS stalled in most runs, for a reason not found.)
-The receive set has a compiled version
-(`media._udpio`, built by `make install`) and the Python reference below with the same
-behaviour; `KERNEL` says which this process uses. The Python one is the fallback only:
-`select.epoll` costs more per datagram than the datagram endpoints it replaces.
+The receive set and its fast path are compiled (`media._udpio`, built by `make
+install`); the Python reference below has the same behaviour without the fast path, and
+`KERNEL` says which this process uses (with `RtpStream` None under the Python one). The
+Python one is the fallback only: `select.epoll` costs more per datagram than the
+datagram endpoints it replaces.
 """
 
 from __future__ import annotations
@@ -26,6 +39,9 @@ import select
 import socket
 from collections.abc import Callable
 from typing import Any
+
+from .jitter import JitterBuffer as PyJitterBuffer
+from .rtcp import ReceptionStats as PyReceptionStats
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +66,9 @@ class PyRtpSockets:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def add(self, sock: socket.socket, callback: DatagramCallback) -> None:
+    def add(self, sock: socket.socket, callback: DatagramCallback, stream: Any = None) -> None:
+        # `stream` is the compiled set's fast path (`RtpStream`): none here, and so every
+        # datagram goes to `callback`.
         fd = sock.fileno()
         if fd in self._entries:
             raise ValueError(f"socket {fd} is already in the receive set")
@@ -99,12 +117,21 @@ class PyRtpSockets:
 
 
 try:
+    from ._udpio import JitterBuffer as _CJitterBuffer
+    from ._udpio import ReceptionStats as _CReceptionStats
     from ._udpio import RtpSockets as _CRtpSockets
+    from ._udpio import RtpStream as _CRtpStream
 except ImportError as exc:  # no C compiler at install time
     _compiled_error: str | None = str(exc)
     KERNEL = "python"
     RtpSockets: Any = PyRtpSockets
+    RtpStream: Any = None
+    JitterBuffer: Any = PyJitterBuffer
+    ReceptionStats: Any = PyReceptionStats
 else:
     _compiled_error = None
     KERNEL = "c"
     RtpSockets = _CRtpSockets
+    RtpStream = _CRtpStream
+    JitterBuffer = _CJitterBuffer
+    ReceptionStats = _CReceptionStats

@@ -27,9 +27,20 @@ from media.rtp import (
 )
 from tests.support.udp import UdpPeer, until
 
+# Every test runs on the compiled receive path and on the Python one (conftest).
+pytestmark = pytest.mark.usefixtures("rtp_kernel")
+
 
 def media(i: int, payload: bytes = b"\xff" * 160, pt: int = 0, ssrc: int = 0xABC) -> bytes:
     return pack_header(pt, i == 0, (65530 + i) & 0xFFFF, 1000 + 160 * i, ssrc) + payload
+
+
+async def test_the_channel_is_on_the_receive_path_under_test(
+    engine: MediaEngine, rtp_kernel: str
+) -> None:
+    ch = await engine.open_channel()
+    assert (ch._fast is not None) == (rtp_kernel == "c")
+    assert type(ch._jb).__module__ == ("media._udpio" if rtp_kernel == "c" else "media.jitter")
 
 
 async def test_latches_to_source_of_first_valid_packet(engine: MediaEngine, peer: UdpPeer) -> None:

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
+from media import jitter, udpio
 from media.jitter import JitterBuffer, JitterState
+from tests.media import _streams
+
+try:
+    from media import _udpio
+except ImportError:  # the compiled kernel is not built: its tests fail, saying so
+    _udpio = None  # type: ignore[assignment]
 
 SSRC = 0x1234
+
+
+@pytest.fixture(autouse=True, params=["c", "python"])
+def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Every test here runs on the compiled buffer (`media._udpio.JitterBuffer`) and on
+    the Python reference."""
+    if request.param == "c":
+        if _udpio is None:
+            pytest.fail(f"the compiled RTP I/O is not built ({udpio._compiled_error}): run make")
+        monkeypatch.setattr(sys.modules[__name__], "JitterBuffer", _udpio.JitterBuffer)
+    yield request.param
 
 
 def frame(n: int) -> bytes:
@@ -144,3 +166,33 @@ def test_reset() -> None:
     push_seq(jb, [0, 1])
     jb.reset()
     assert jb.idle and len(jb) == 0
+
+
+def test_the_compiled_buffer_takes_the_same_arguments() -> None:
+    for kwargs in ({}, {"depth_ms": 0}, {"depth_ms": 100, "capacity_ms": 60}, {"ptime_ms": 30}):
+        py, c = jitter.JitterBuffer(**kwargs), _udpio.JitterBuffer(**kwargs)
+        assert (py.depth, py.capacity) == (c.depth, c.capacity)
+    with pytest.raises(ValueError, match="must be positive"):
+        _udpio.JitterBuffer(ptime_ms=0)
+
+
+def observe(jb: Any) -> tuple[Any, ...]:
+    return (jb.state, jb.idle, len(jb), jb.stats)
+
+
+@pytest.mark.parametrize("seed", range(150))
+def test_both_kernels_play_a_bad_network_alike(seed: int) -> None:
+    # Reordering, loss, duplicates, late packets, bursts, pauses, SSRC changes, jumps,
+    # and wraps of seq and timestamp (tests/media/_streams.py): the same pushes and pops
+    # give the same results, counters and states, step by step.
+    py = jitter.JitterBuffer(depth_ms=60)
+    c = _udpio.JitterBuffer(depth_ms=60)
+    for step in _streams.plan(seed):
+        for seq, ts, ssrc, _, n in step:
+            data = _streams.payload(n)
+            assert py.push(seq, ts, ssrc, data) == c.push(seq, ts, ssrc, data)
+        assert py.pop() == c.pop()
+        assert observe(py) == observe(c)
+        if seed % 7 == 0 and len(step) > 1:
+            py.reset()
+            c.reset()

@@ -6,10 +6,13 @@ from __future__ import annotations
 import random
 import struct
 import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from media import rtcp, udpio
 from media.rtcp import (
     MIN_INTERVAL_S,
     NTP_EPOCH_OFFSET,
@@ -22,7 +25,24 @@ from media.rtcp import (
     report_interval,
 )
 from media.rtp import RTCP_BYE, RTCP_RR, RTCP_SDES, RTCP_SR, parse_rtcp
+from tests.media import _streams
 from tests.support.pcap import udp_frame, write_pcap
+
+try:
+    from media import _udpio
+except ImportError:  # the compiled kernel is not built: its tests fail, saying so
+    _udpio = None  # type: ignore[assignment]
+
+
+@pytest.fixture(autouse=True, params=["c", "python"])
+def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Every test here runs with the compiled `ReceptionStats` (`media._udpio`) and with
+    the Python reference."""
+    if request.param == "c":
+        if _udpio is None:
+            pytest.fail(f"the compiled RTP I/O is not built ({udpio._compiled_error}): run make")
+        monkeypatch.setattr(sys.modules[__name__], "ReceptionStats", _udpio.ReceptionStats)
+    yield request.param
 
 
 def feed(stats: ReceptionStats, seqs: list[int], ptime: float = 0.02, jitter: list[float] = ()):
@@ -178,3 +198,33 @@ def test_tshark_reads_our_reports(tmp_path: Path) -> None:
                              "-q", "-z", "expert,warn"], capture_output=True, text=True,
                             timeout=60, check=True).stdout
     assert "Malformed" not in expert and "Warning" not in expert, expert
+
+
+def source_fields(stats: object) -> tuple[object, ...]:
+    names = ("ssrc", "rate", "base_seq", "max_seq", "cycles", "received", "expected_prior",
+             "received_prior", "jitter", "transit", "last_sr", "last_sr_at", "extended_max",
+             "expected", "lost")
+    return tuple(getattr(stats, name) for name in names)
+
+
+@pytest.mark.parametrize("seed", range(100))
+def test_both_kernels_count_a_bad_network_alike(seed: int) -> None:
+    # The streams of tests/media/_streams.py (reordering, loss, duplicates, restarts,
+    # wraps), arriving with a jittery clock: the same fields, jitter to the last bit, and
+    # the same report blocks. A new SSRC starts new statistics, as the channel does.
+    rng = random.Random(seed)
+    py = c = None
+    now = 1000.0 + rng.random() * 1e6
+    for tick, step in enumerate(_streams.plan(seed)):
+        for seq, ts, ssrc, _, _ in step:
+            if py is None or py.ssrc != ssrc:
+                py, c = rtcp.ReceptionStats.start(ssrc, seq), _udpio.ReceptionStats.start(ssrc, seq)
+            arrival = now + tick * 0.02 + rng.random() * 0.01
+            py.update(seq, ts, arrival)
+            c.update(seq, ts, arrival)
+        if py is not None and c is not None:
+            assert source_fields(py) == source_fields(c)
+            if tick % 50 == 49:
+                py.sender_report(tick, 0x80000000 + tick, now + tick * 0.02)
+                c.sender_report(tick, 0x80000000 + tick, now + tick * 0.02)
+                assert py.report_block(now + tick * 0.021) == c.report_block(now + tick * 0.021)
