@@ -188,6 +188,8 @@ class ForwardSession(InboundSession):
     async def _take(self, trunk: dict[str, Any], over_limit: int) -> bool:
         """Count the call on `trunk` (and log it there); refuse it over the trunk's limit."""
         inventory = self._calls.inventory
+        await inventory.store.add_trunk_call(self.call.id, trunk["trunk_id"],
+                                             self.call.start_time)
         if not inventory.acquire(trunk, self.call.id):
             log.info("trunk.call_limit", extra={"call_id": self.call.id,
                                                 "trunk_id": trunk["trunk_id"],
@@ -203,8 +205,6 @@ class ForwardSession(InboundSession):
                                   else "Service Unavailable")
             return False
         self._held.append(trunk["trunk_id"])
-        await inventory.store.add_trunk_call(self.call.id, trunk["trunk_id"],
-                                             self.call.start_time)
         if recorded(trunk):
             await self._record()
         return True

@@ -1,0 +1,219 @@
+"""Trunks end to end, with SIPp on both sides of the switch on 127.0.0.1.
+
+Inbound: a caller (SIPp UAC) dials a number assigned to `Trunks/{id}`; the switch forwards
+it to the trunk's destination (a SIPp UAS) and bridges the two, with failover when the
+destination answers 503, and busy once the trunk carries its simultaneous_call_limit.
+Outbound: SIPp sends INVITEs for a trunk's outbound.domain; the trunk's address list
+decides (127.0.0.1 is not in 10.0.0.0/8: 403), its limit gives 503 over it, and an
+accepted call goes out through the outbound proxy (another SIPp UAS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from tests.support import audio
+from tests.support.callback_app import CallbackApp, CallbackRequest, Reply
+from tests.support.capture import Capture, rtp_packets, rtp_pcm
+from tests.support.fixtures import SwitchFactory
+from tests.support.ports import free_rtp_port
+from tests.support.sipp import SippRunner
+from tests.support.switch import RunningSwitch, rest
+
+A_HZ, B_HZ = 697.0, 1209.0
+NUMBER = "+19495550100"
+DOMAIN = "acme.trunk.voxolo.gy"
+
+
+def tone_file(tmp_path: Path, freq: float, name: str) -> Path:
+    return audio.to_ulaw_file(audio.sine(freq, 20.0, level=-12.0), tmp_path / f"{name}.ulaw")
+
+
+async def api(sw: RunningSwitch, method: str, path: str,
+              body: Any = None, status: int = 200) -> Any:
+    async with rest(sw) as http, http.request(method, path, json=body) as resp:
+        assert resp.status == status, await resp.text()
+        return None if resp.status == 204 else await resp.json()
+
+
+async def inbound_trunk(sw: RunningSwitch, destination: str, **fields: Any) -> str:
+    body = {"direction": "inbound", "inbound": {"destination": destination}, **fields}
+    if "failover" in fields:
+        body["inbound"]["failover"] = body.pop("failover")
+    trunk = await api(sw, "POST", "/v1/Trunks", body, status=201)
+    return str(trunk["trunk_id"])
+
+
+async def assign(sw: RunningSwitch, to: str, no: str = NUMBER) -> None:
+    await api(sw, "POST", f"/v1/PhoneNumbers/{to}", {"phone_numbers": [{"no": no}]})
+
+
+async def outbound_trunk(sw: RunningSwitch, cidr: str, **fields: Any) -> str:
+    trunk = await api(sw, "POST", "/v1/Trunks", {
+        "direction": "outbound", **fields,
+        "outbound": {"domain": DOMAIN, "authentication": [{"source": "other", "value": cidr}]}},
+        status=201)
+    return str(trunk["trunk_id"])
+
+
+def heard(pcap: Path, port: int) -> Any:
+    return rtp_pcm(rtp_packets(pcap, dst_port=port))
+
+
+async def test_a_call_to_a_trunk_number_reaches_the_destination_both_ways(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner, tmp_path: Path,
+) -> None:
+    a_port = free_rtp_port()
+    async with sipp_runner.uas("uas_stream_bye.xml", rtp_echo=False, calls=1,
+                               params={"HOLD_MS": 4000},
+                               audio_file=tone_file(tmp_path, B_HZ, "b")) as uas:
+        sw = await switch(default_callback=callback_app.url)
+        trunk_id = await inbound_trunk(sw, f"127.0.0.1:{uas.port}",
+                                       recording={"setting": "pre_connect"})
+        await assign(sw, f"Trunks/{trunk_id}")
+        async with Capture(tmp_path, "both") as cap:
+            await cap.start([a_port, uas.media_port], duration=60)
+            result = await sipp_runner.run(
+                "uac_wait_bye_pcmu_only.xml", sw.sip_udp, service=NUMBER, media_port=a_port,
+                audio_file=tone_file(tmp_path, A_HZ, "a"), audio_loops=-1,
+                params={"BYE_TIMEOUT_MS": 20000}, timeout=40)
+            b = await uas.finish()
+            pcap = await cap.stop()
+    result.assert_ok()
+    b.assert_ok()
+    a_heard, b_heard = heard(pcap, a_port), heard(pcap, uas.media_port)
+    assert audio.tone_duration(a_heard, B_HZ) > 2.5, "the caller did not hear the trunk"
+    assert audio.tone_duration(a_heard, A_HZ) == 0.0, "the caller heard itself"
+    assert audio.tone_duration(b_heard, A_HZ) > 2.5, "the trunk did not hear the caller"
+    assert audio.tone_duration(b_heard, B_HZ) == 0.0, "the trunk heard itself"
+    assert f"INVITE sip:{NUMBER}@127.0.0.1:{uas.port}" in b.messages
+    assert not callback_app.requests  # no call flow: CallFlows settings play no part
+    logs = (await api(sw, "GET", f"/v1/Trunks/{trunk_id}/Logs/Calls"))["logs"]
+    assert [(log["direction"], log["status"], log["api_no"]) for log in logs] == [
+        ("inbound", "completed", NUMBER)]
+    assert len(logs[0]["recordings"]) == 1  # recording pre_connect
+    number = await api(sw, "GET", "/v1/PhoneNumbers/%2B19495550100")
+    assert number["usage"] == 1
+
+
+async def test_failover_when_the_destination_answers_503(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner, tmp_path: Path,
+) -> None:
+    async with sipp_runner.uas("uas_reject.xml", calls=1, params={
+            "STATUS": 503, "REASON": "Service Unavailable"}) as down, \
+            sipp_runner.uas("uas_stream_bye.xml", rtp_echo=False, calls=1,
+                            params={"HOLD_MS": 1500},
+                            audio_file=tone_file(tmp_path, B_HZ, "b")) as backup:
+        sw = await switch(default_callback=callback_app.url)
+        backup_id = await inbound_trunk(sw, f"sip:127.0.0.1:{backup.port}")
+        trunk_id = await inbound_trunk(sw, f"127.0.0.1:{down.port}", failover={
+            "source": "trunk_id", "value": backup_id})
+        await assign(sw, f"Trunks/{trunk_id}")
+        result = await sipp_runner.run("uac_wait_bye.xml", sw.sip_udp, service=NUMBER,
+                                       timeout=30)
+        (await down.finish()).assert_ok()
+        (await backup.finish()).assert_ok()
+    result.assert_ok()
+    assert sw.logged("trunk.failover")
+    legs = (await api(sw, "GET", "/v1/History/Logs/Calls"))["logs"]
+    assert sorted(log["status"] for log in legs if log["direction"] == "outbound") == [
+        "completed", "failed"]
+
+
+async def test_failover_to_the_api_runs_the_numbers_call_flow(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner,
+) -> None:
+    def script(req: CallbackRequest) -> Reply:
+        if req.type == "init_call":
+            return Reply.actions([{"type": "ANSWER"}, {"type": "PAUSE", "params": {"seconds": 1}},
+                                  {"type": "HANGUP"}])
+        return Reply(json={})
+    callback_app.set_script(script)
+    async with sipp_runner.uas("uas_reject.xml", calls=1, params={
+            "STATUS": 503, "REASON": "Service Unavailable"}) as down:
+        sw = await switch(default_callback=callback_app.url)
+        trunk_id = await inbound_trunk(sw, f"127.0.0.1:{down.port}", failover={
+            "source": "api", "value": "CallFlows"})
+        await assign(sw, f"Trunks/{trunk_id}")
+        result = await sipp_runner.run("uac_wait_bye.xml", sw.sip_udp, service=NUMBER,
+                                       timeout=30)
+        (await down.finish()).assert_ok()
+    result.assert_ok()
+    init = await callback_app.wait_for(type="init_call")
+    assert init.fields["api_no"] == NUMBER
+
+
+async def test_the_inbound_call_limit_makes_the_next_caller_busy(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner, tmp_path: Path,
+) -> None:
+    async with sipp_runner.uas("uas_stream_bye.xml", rtp_echo=False, calls=1,
+                               params={"HOLD_MS": 6000}) as uas:
+        sw = await switch(default_callback=callback_app.url)
+        trunk_id = await inbound_trunk(sw, f"127.0.0.1:{uas.port}", simultaneous_call_limit=1)
+        await assign(sw, f"Trunks/{trunk_id}")
+        first = asyncio.create_task(sipp_runner.run(
+            "uac_wait_bye.xml", sw.sip_udp, service=NUMBER, timeout=30))
+        for _ in range(100):
+            if sw.logged("trunk.bridged"):
+                break
+            await asyncio.sleep(0.1)
+        second = await sipp_runner.run("uac_expect_status.xml", sw.sip_udp, service=NUMBER,
+                                       params={"STATUS": 486}, timeout=15)
+        (await first).assert_ok()
+        (await uas.finish()).assert_ok()
+    second.assert_ok()
+    assert sw.logged("trunk.call_limit")
+
+
+async def test_parked_numbers_are_not_answered_and_run_no_flow(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner,
+) -> None:
+    sw = await switch(default_callback=callback_app.url)
+    await assign(sw, "ParkingLot")
+    result = await sipp_runner.run("uac_expect_status.xml", sw.sip_udp, service=NUMBER,
+                                   params={"STATUS": 480}, timeout=15)
+    result.assert_ok()
+    await asyncio.sleep(0.3)
+    assert not callback_app.requests
+
+
+async def test_an_invite_from_an_address_off_the_list_is_refused_403(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner,
+) -> None:
+    sw = await switch(default_callback=callback_app.url)
+    await outbound_trunk(sw, "10.0.0.0/8")
+    result = await sipp_runner.run("uac_trunk_status.xml", sw.sip_udp, service="+17145550100",
+                                   params={"STATUS": 403, "RURI_HOST": DOMAIN}, timeout=15)
+    result.assert_ok()
+    assert sw.logged("trunk.refused")
+    assert not callback_app.requests
+
+
+async def test_an_outbound_trunk_call_goes_out_through_the_proxy_up_to_its_limit(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner,
+) -> None:
+    async with sipp_runner.uas("uas_stream_bye.xml", rtp_echo=False, calls=1,
+                               params={"HOLD_MS": 5000}) as carrier:
+        sw = await switch(default_callback=callback_app.url,
+                          extra_args=["--outbound-proxy", f"sip:127.0.0.1:{carrier.port}"])
+        trunk_id = await outbound_trunk(sw, "127.0.0.0/8", simultaneous_call_limit=1)
+        first = asyncio.create_task(sipp_runner.run(
+            "uac_trunk_wait_bye.xml", sw.sip_udp, service="+17145550100",
+            params={"RURI_HOST": DOMAIN}, timeout=30))
+        for _ in range(100):
+            if sw.logged("trunk.bridged"):
+                break
+            await asyncio.sleep(0.1)
+        second = await sipp_runner.run("uac_trunk_status.xml", sw.sip_udp,
+                                       service="+17145550101",
+                                       params={"STATUS": 503, "RURI_HOST": DOMAIN}, timeout=15)
+        (await first).assert_ok()
+        out = await carrier.finish()
+    out.assert_ok()
+    second.assert_ok()
+    assert f"INVITE sip:+17145550100@127.0.0.1:{carrier.port}" in out.messages
+    assert not callback_app.requests
+    logs = (await api(sw, "GET", f"/v1/Trunks/{trunk_id}/Logs/Calls"))["logs"]
+    assert [log["status"] for log in logs] == ["completed", "failed"]
