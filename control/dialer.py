@@ -25,7 +25,9 @@ class Dialer:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def route(self, no: str) -> Route:
-        return route_for(no, self._switch.settings)
+        softphones = getattr(self._switch, "softphones", None)
+        locate = softphones.locate if softphones is not None else None
+        return route_for(no, self._switch.settings, locate)
 
     def new_call(self, req: DialRequest) -> Call:
         s = self._switch.settings

@@ -1,6 +1,8 @@
 """What a dial asks for (`DialRequest`, `parse_dial`) and where it goes (`route_for`).
 
 Where a call goes (the spec's `no`):
+- a user registered with our registrar (`alice`, or `sip:alice@<our domain>`) rings its
+  softphone's contact; a user of ours that is not registered fails at once (NoRoute);
 - a SIP destination, `sip:user@host[:port]` or `user@host[:port]`, is dialled directly;
 - a number (E.164 `+19495551212`, or digits) goes to the outbound proxy of the settings
   (`[outbound] proxy = "sip:host:port"`) as `sip:NUMBER@proxy`, with the settings'
@@ -11,6 +13,7 @@ Where a call goes (the spec's `no`):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +49,10 @@ class Route:
     credentials: Credentials | None
 
 
+# A registered destination's route, None when `no` is not one (see route_for).
+Locator = Callable[[str], Route | None]
+
+
 @dataclass(frozen=True)
 class DialRequest:
     """A validated dial (Dials/Connect body, DIAL or TRANSFER params)."""
@@ -62,8 +69,16 @@ class DialRequest:
     subaccount_id: int = 0
 
 
-def route_for(no: str, settings: Settings) -> Route:
-    """Where a dial to `no` goes; DialError for a malformed one, NoRoute without a proxy."""
+def route_for(no: str, settings: Settings, locate: Locator | None = None) -> Route:
+    """Where a dial to `no` goes; DialError for a malformed one, NoRoute without a proxy.
+
+    `locate` first: a registered softphone's user (`alice`, `sip:alice@<our domain>`)
+    goes to its contact, and one that is not registered is NoRoute (control.softphones).
+    """
+    if locate is not None:
+        found = locate(no)
+        if found is not None:
+            return found
     text = no.strip()
     if text.lower().startswith("sips:"):
         raise DialError("no", f"{no!r}: sips: (TLS) is not supported; use sip:")

@@ -12,8 +12,10 @@ from control.callflow.client import CallbackClient
 from control.calls import CallRegistry
 from control.conferences import ConferenceService
 from control.detection import DetectionService
+from control.messaging import MessagingService
 from control.queues import QueueService
 from control.recordings import RecordingService
+from control.softphones import Softphones
 from control.storage import Storage
 from media.audio import AudioLoader
 from media.engine import MediaEngine
@@ -47,6 +49,8 @@ class SwitchServices(Protocol):
     queues: QueueService
     recordings: RecordingService
     detection: DetectionService
+    softphones: Softphones
+    messaging: MessagingService
     stack: SipStack
     settings: Settings
 

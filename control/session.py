@@ -92,6 +92,7 @@ class CallSession(ABC):
             self.loop.ctx.switchboard = switch.switchboard
             self.loop.ctx.recordings = switch.recordings
             self.loop.ctx.detection = switch.detection
+            self.loop.ctx.messaging = getattr(switch, "messaging", None)
         call.control = RestControl(self)
         # Called once the call has ended and its log is saved (owners: transfers, queues).
         self.on_finished: list[Callable[[CallSession], None]] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -67,6 +68,16 @@ class Settings:
     node_id: int = 7890
     app_id: str = field(default="voxswitch")
     sip_domain: str | None = None
+    # The registrar (`[registrar]` in the file): the users lab softphones register as
+    # (`users = {alice = "secret"}`; users put over REST are added to these), the digest
+    # realm (default: sip_domain, else "voxswitch"), the algorithms challenged with, in
+    # order, and the bounds of a registration's expiry in seconds.
+    registrar_users: dict[str, str] = field(default_factory=dict, repr=False)
+    registrar_realm: str | None = None
+    registrar_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    registrar_min_expires: int = 60
+    registrar_max_expires: int = 3600
+    registrar_default_expires: int = 3600
     # Where calls to numbers go (`[outbound] proxy = "sip:host:port"` in the file), and
     # the digest credentials it may ask for. SIP URIs are dialled directly.
     outbound_proxy: str | None = None
@@ -174,6 +185,67 @@ def _apply(base: Settings, values: dict[str, Any], source: str) -> Settings:
     return replace(base, **changes)
 
 
+# ---- [registrar] ---------------------------------------------------------------------
+
+# RFC 3261 §25.1 user characters, less ';' '?' '/' that would make URIs ambiguous
+_SIP_USER = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,%]{1,64}")
+DIGEST_ALGORITHMS = ("SHA-256", "MD5")
+
+
+def parse_users(value: Any) -> dict[str, str]:
+    """Registrar users: a TOML table {user = "password"}, or "user:password,..." text."""
+    if isinstance(value, str):
+        pairs = [item.partition(":") for item in value.split(",") if item.strip()]
+        if any(not sep for _, sep, _ in pairs):
+            raise SettingsError("registrar users: expected user:password,user:password")
+        value = {user.strip(): password for user, _, password in pairs}
+    if not isinstance(value, dict):
+        raise SettingsError("registrar users: expected a table of user = \"password\"")
+    for user, password in value.items():
+        if not isinstance(user, str) or not _SIP_USER.fullmatch(user):
+            raise SettingsError(f"registrar users: {user!r} is not a SIP user name")
+        if not isinstance(password, str) or not password:
+            raise SettingsError(f"registrar users: {user}'s password must be a non-empty "
+                                "string")
+    return dict(value)
+
+
+def parse_algorithms(value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise SettingsError("registrar algorithms: expected a list such as [\"SHA-256\", "
+                            "\"MD5\"]")
+    chosen = tuple(str(item).strip().upper() for item in items)
+    unknown = [a for a in chosen if a not in DIGEST_ALGORITHMS]
+    if unknown:
+        raise SettingsError(f"registrar algorithms: {', '.join(unknown)} not supported "
+                            f"(choose from {', '.join(DIGEST_ALGORITHMS)})")
+    return chosen
+
+
+def _seconds(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not str(value).strip().isdigit() or int(value) < 1:
+        raise SettingsError(f"{what}: expected a whole number of seconds, got {value!r}")
+    return int(value)
+
+
+_TABLES: tuple[str, ...] = (*_TABLES, "registrar")  # type: ignore[no-redef]
+_CONVERTERS.update({
+    "registrar_users": parse_users,
+    "registrar_algorithms": parse_algorithms,
+    "registrar_min_expires": lambda v: _seconds(v, "registrar min_expires"),
+    "registrar_max_expires": lambda v: _seconds(v, "registrar max_expires"),
+    "registrar_default_expires": lambda v: _seconds(v, "registrar default_expires"),
+})
+
+
+def check_registrar(settings: Settings) -> None:
+    if not (settings.registrar_min_expires <= settings.registrar_default_expires
+            <= settings.registrar_max_expires):
+        raise SettingsError("registrar: expected min_expires <= default_expires <= "
+                            "max_expires")
+
+
 def load(config_file: Path | None, env: dict[str, str], cli: dict[str, Any]) -> Settings:
     """Merge the sources in order of precedence (later wins)."""
     settings = Settings()
@@ -187,6 +259,7 @@ def load(config_file: Path | None, env: dict[str, str], cli: dict[str, Any]) -> 
                 if k.startswith("VOXSWITCH_") and k != "VOXSWITCH_CONFIG"}
     settings = _apply(settings, from_env, "environment")
     settings = _apply(settings, cli, "command line")
+    check_registrar(settings)
     try:
         _ = settings.recording_storage
     except ConfigError as exc:

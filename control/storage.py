@@ -85,7 +85,33 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
     ),
     # 4: registrar users and SIP messages (control/messagestore.py owns their queries)
-    (),
+    (
+        """CREATE TABLE sip_users (           -- registrar users put over REST
+            username TEXT PRIMARY KEY,
+            password TEXT NOT NULL,           -- in clear, like the settings file's
+            created_on TEXT NOT NULL,
+            updated_on TEXT NOT NULL
+        )""",
+        """CREATE TABLE messages (
+            message_id TEXT PRIMARY KEY,      -- SMO:/SMI: and a UUID
+            created_on INTEGER NOT NULL,      -- epoch milliseconds, UTC
+            direction TEXT NOT NULL,          -- inbound, outbound
+            status TEXT NOT NULL,             -- the spec's Message Status
+            api_no TEXT,
+            caller_no TEXT,
+            external_id TEXT,
+            external_group_id TEXT,
+            subaccount_id INTEGER NOT NULL DEFAULT 0,
+            record TEXT NOT NULL              -- the message object as JSON
+        )""",
+        "CREATE INDEX messages_created_on ON messages (created_on, message_id)",
+        """CREATE TABLE sms_opt_outs (        -- far ends that sent STOP (until START)
+            subaccount_id INTEGER NOT NULL,
+            caller_no TEXT NOT NULL,
+            created_on TEXT NOT NULL,
+            PRIMARY KEY (subaccount_id, caller_no)
+        )""",
+    ),
     # 5: trunks and the phone number inventory (control/inventorystore.py owns theirs)
     (
         """CREATE TABLE trunks (

@@ -20,17 +20,22 @@ from control.dialer import Dialer
 from control.flowconfig import CallFlowConfig
 from control.inbound import InboundSession
 from control.inventory import InventoryService
+from control.messagestore import MessageStore
+from control.messaging import MessagingService
 from control.queues import QueueService
 from control.recordings import RecordingService
 from control.recordingstore import RecordingStore
 from control.session import CallSession
 from control.settings import Settings
+from control.softphones import Softphones
 from control.storage import Storage
 from control.switchboard import SwitchboardService
 from control.trunkcalls import TrunkCalls
 from media.audio import AudioLoader
 from media.engine import MediaEngine
 from media.tts import TtsEngine
+from signaling.events import Destination
+from signaling.message import Request, Response, make_response
 from signaling.session import ServerSession
 from signaling.stack import SipStack
 
@@ -57,8 +62,16 @@ class Switch:
             self.engine, self.storage, recordings_dir,
             RecordingStore(self.storage, recordings_dir, settings.recording_storage))
         self.detection = DetectionService(self.engine)  # answering-machine detection
+        # registered softphones (REGISTER, digest) and SMS over SIP MESSAGE
+        self.softphones = Softphones(settings, self.storage)
         self.stack = SipStack(settings.sip_listen.host, settings.sip_listen.port,
-                              on_invite=self._on_invite, user_agent=USER_AGENT)
+                              on_invite=self._on_invite, user_agent=USER_AGENT,
+                              registrar=self.softphones.registrar,
+                              authenticator=self.softphones.authenticator,
+                              on_message=self._on_message)
+        self.messaging = MessagingService(settings, MessageStore(self.storage),
+                                          self.softphones, self.stack.message,
+                                          self._sms_config, lambda: self.callbacks)
         self.sessions: set[CallSession] = set()
         self.dialer = Dialer(self)
         self.switchboard = SwitchboardService(self, self.dialer)
@@ -86,6 +99,7 @@ class Switch:
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await self.storage.open()
+        await self.softphones.load()
         await self.recordings.store.load()  # the S3 bucket set over REST, if any
         # what a crash left open is closed and listed; what is still local is uploaded
         await self.recordings.recover()
@@ -93,6 +107,9 @@ class Switch:
         self._callbacks = CallbackClient(self._http, USER_AGENT)
         await self.engine.start()
         await self.stack.start()
+        self.softphones.attach(
+            lambda: (self.stack.advertise, self.stack.udp_port, self.stack.tcp_port),
+            self.stack.now)
         await self._start_http()
         if self.settings.default_callback:
             await self._set_default_callback(self.settings.default_callback)
@@ -104,6 +121,7 @@ class Switch:
                          conferences=self.conferences, switchboard=self.switchboard,
                          queues=self.queues, recordings=self.recordings,
                          inventory=self.inventory)
+        ctx.softphones, ctx.messaging = self.softphones, self.messaging
         app.add_subapp("/v1", build_api(ctx))
         demo.add_routes(app, lambda: self.http_url)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -141,6 +159,7 @@ class Switch:
             await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
         for task in tasks:
             task.cancel()
+        await self.messaging.close()
         await self.stack.stop()
         await self.recordings.close()
         await self.engine.stop()
@@ -191,6 +210,21 @@ class Switch:
             await session.run()
         finally:
             self.sessions.discard(session)
+
+    # ---- inbound messages -----------------------------------------------------------
+
+    def _on_message(self, request: Request, source: Destination) -> Response:
+        if self._stopping:
+            return make_response(request, 503, "Shutting Down")
+        return self.messaging.receive(request, source)
+
+    async def _sms_config(self, api_no: str) -> CallFlowConfig | None:
+        """The number's own configuration, else the Default; None (no callback) without."""
+        for candidate in _number_variants(api_no):
+            cfg = await self.storage.get_config(candidate)
+            if cfg is not None:
+                return cfg
+        return await self.storage.get_config(None)
 
     def find_session(self, call_id: str) -> CallSession | None:
         """The session of a live call."""

@@ -6,8 +6,9 @@ Theory of operation
 `DigestAuthenticator.check(request, source, now)` answers either the authenticated user
 name or the response to send instead:
 
-- no credentials for our realm: 401 with one WWW-Authenticate per algorithm, SHA-256
-  first and MD5 second (RFC 8760 §2.4: a client answers the first it supports), qop=auth,
+- no credentials for our realm: 401 with one WWW-Authenticate per algorithm, by default
+  SHA-256 first and MD5 second (RFC 8760 §2.4: a client answers the first it supports),
+  qop=auth,
   a stateless nonce (`auth.new_nonce`: its time of issue signed with our secret, so
   nothing is kept per challenge) and an opaque;
 - credentials that do not parse or lack a field: 400 naming the fault;
@@ -66,6 +67,9 @@ class DigestAuthenticator:
     realm: str
     passwords: Callable[[str], str | None]
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    # offered in this order; RFC 8760 §2.4 puts SHA-256 first. Some clients give up at a
+    # challenge they cannot answer (baresip 1.0 with libre 1.1 at SHA-256): ("MD5",).
+    algorithms: tuple[str, ...] = ALGORITHMS
     nonce_lifetime: float = 300.0
     max_failures: int = 5
     window: float = 60.0
@@ -91,7 +95,7 @@ class DigestAuthenticator:
             self._failed(source, now)
             reason = f"Malformed Authorization header: {exc}"
             return AuthDecision(None, make_response(request, 400, reason[:100]), reason)
-        if credentials.algorithm.upper() not in ALGORITHMS:
+        if credentials.algorithm.upper() not in self.algorithms:
             return AuthDecision(None, self.challenge(request, now),
                                 f"algorithm {credentials.algorithm} not offered")
         if credentials.qop is not None and credentials.qop != "auth":
@@ -112,7 +116,7 @@ class DigestAuthenticator:
         nonce = new_nonce(self.secret, now)
         headers = [("WWW-Authenticate", str(make_challenge(
             self.realm, nonce, algorithm=a, opaque=self.opaque, stale=stale)))
-            for a in ALGORITHMS]
+            for a in self.algorithms]
         return make_response(request, 401, headers=headers)
 
     def failures(self, source: str, now: float) -> int:

@@ -23,10 +23,12 @@ from control.api import (
     integrations,
     liveactions,
     livecalls,
+    messages,
     openapi,
     phonenumbers,
     queues,
     recordings,
+    registrar,
     trunks,
 )
 from control.api.context import CONTEXT, ApiContext
@@ -47,6 +49,8 @@ RESOURCES: tuple[RouteTable, ...] = (
     dials.routes,
     history.routes,
     integrations.routes,
+    messages.routes,
+    registrar.routes,
     phonenumbers.routes,
     trunks.routes,
     openapi.routes,

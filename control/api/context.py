@@ -15,6 +15,8 @@ from control.storage import Storage
 
 if TYPE_CHECKING:
     from control.inventory import InventoryService
+    from control.messaging import MessagingService
+    from control.softphones import Softphones
     from control.switchboard import SwitchboardService
 
 
@@ -34,6 +36,10 @@ class ApiContext:
     switchboard: SwitchboardService | None = None
     # call recordings (Actions/Recording, History/Recordings); None: the API has none
     recordings: RecordingService | None = None
+    # registered softphones (Registrar/Users, Registrar/Registrations); None: 404002
+    softphones: Softphones | None = None
+    # SMS over SIP (Messages, Dials/SMS); None: 404002
+    messaging: MessagingService | None = None
     # trunks and the phone number inventory (Trunks, PhoneNumbers); None: 404002
     inventory: InventoryService | None = None
 

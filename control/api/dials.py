@@ -1,4 +1,5 @@
-"""Dials: Make Call (`POST /Dials/Connect`).
+"""Dials: Make Call (`POST /Dials/Connect`) and Dials SMS (`POST /Dials/SMS`, a SIP
+MESSAGE, see control.api.messages).
 
 The call is placed at once and answered 201 with its id; it rings in the background and,
 once answered, runs the call flow of `override_callback_config`, else of
@@ -15,9 +16,11 @@ from aiohttp import web
 
 from control.api.context import context
 from control.api.errors import ApiError
+from control.api.messages import destination, messaging_of, send_checked
 from control.api.query import json_body
 from control.api.routing import RouteTable, Schema
 from control.dialing import MAX_CALL_TIME_S, TIMEOUT_S, DialError, parse_dial
+from control.messaging import MAX_TEXT, OutboundMessage
 
 routes = RouteTable("Dials")
 
@@ -93,3 +96,46 @@ async def connect(request: web.Request) -> web.Response:
     return web.json_response({"call": {"id": call.id, "no": call.caller_no,
                                        "caller_id_no": call.api_no},
                               "inbound_api": req.inbound_api}, status=201)
+
+
+SMS_SCHEMA: Schema = {
+    "type": "object",
+    "required": ["call", "message"],
+    "properties": {
+        "call": CALL_SCHEMA,
+        "message": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT},
+    },
+}
+
+
+@routes.route(
+    "POST",
+    "/Dials/SMS",
+    summary="Send one SMS message (as a SIP MESSAGE) from an assigned number",
+    body=SMS_SCHEMA,
+    body_required=True,
+    responses={201: CONNECTED_SCHEMA},
+)
+async def dial_sms(request: web.Request) -> web.Response:
+    """`call.id` is the message's ID (see GET /Messages/{message_id}); delivery follows
+    in the background as for POST /Messages."""
+    service = messaging_of(request)
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError.validation("body", "must be a JSON object")
+    call = body.get("call")
+    if not isinstance(call, dict):
+        raise ApiError.validation("call", "is required: an object with no and caller_id_no")
+    message = body.get("message")
+    if not isinstance(message, str) or not message.strip():
+        raise ApiError.validation("message", "is required: the message's text")
+    if len(message) > MAX_TEXT:
+        raise ApiError.validation("message", f"is {len(message)} characters; at most "
+                                             f"{MAX_TEXT}")
+    outbound = OutboundMessage(caller_no=destination(call.get("no"), "call.no"),
+                               api_no=destination(call.get("caller_id_no"),
+                                                  "call.caller_id_no"),
+                               text=message)
+    record = await send_checked(service, outbound, "call.no")
+    return web.json_response({"call": {"id": record["message_id"], "no": record["caller_no"],
+                                       "caller_id_no": record["api_no"]}}, status=201)

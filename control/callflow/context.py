@@ -147,6 +147,15 @@ class DialRefused(Exception):
     port); the action runs its on_error handlers, the call goes on."""
 
 
+class Messenger(Protocol):
+    """The switch's messaging, as the SMS action sees it (control.messaging)."""
+
+    async def sms(self, call: Call, no: str | None, caller_id_no: str | None,
+                  text: str) -> dict[str, Any]:
+        """Send `text` from `caller_id_no` (default: the call's api_no) to `no` (default:
+        its caller_no); the message record, accepted. ValueError when it is refused."""
+
+
 class Switchboard(Protocol):
     """The switch's outbound side, as DIAL, TRANSFER and QUEUE see it."""
 
@@ -181,6 +190,8 @@ class FlowContext:
     recordings: RecordingService | None = None
     # the switch's answering-machine detection (DETECT); None where a switch has none
     detection: DetectionService | None = None
+    # the switch's messaging (SMS); None where a switch sends no messages
+    messaging: Messenger | None = None
 
     def param(self, action: Action, name: str, *, speech: bool = False) -> Any:
         """A param's value, with `${…}` interpolated where the spec marks it with *."""

@@ -67,8 +67,12 @@ class BaresipConfig:
 
 
 def write_config(workdir: Path, source_wav: Path, user: str = "bob",
-                 answermode: str = "auto", codecs: str = "PCMU,PCMA") -> BaresipConfig:
-    """Render the config, accounts and an empty contacts file into WORKDIR/baresip."""
+                 answermode: str = "auto", codecs: str = "PCMU,PCMA",
+                 account: str | None = None) -> BaresipConfig:
+    """Render the config, accounts and an empty contacts file into WORKDIR/baresip.
+
+    `account` replaces the accounts line (e.g. one that registers: `registered_account`).
+    """
     config_dir = workdir / "baresip"
     rec_dir = workdir / "rec"
     config_dir.mkdir(parents=True, exist_ok=True)
@@ -83,8 +87,18 @@ def write_config(workdir: Path, source_wav: Path, user: str = "bob",
     for name in ("config", "accounts"):
         text = Template((TEMPLATE_DIR / f"{name}.tmpl").read_text()).substitute(values)
         (config_dir / name).write_text(text)
+    if account is not None:
+        (config_dir / "accounts").write_text(account + "\n")
     (config_dir / "contacts").write_text("")
     return cfg
+
+
+def registered_account(user: str, password: str, registrar: str, *, regint: int = 60,
+                       answermode: str = "auto", codecs: str = "PCMU,PCMA") -> str:
+    """An accounts line that REGISTERs `user` (digest `password`) with `registrar`
+    (HOST:PORT) every `regint` seconds (its Expires)."""
+    return (f"<sip:{user}@{registrar}>;auth_pass={password};regint={regint};"
+            f"answermode={answermode};audio_codecs={codecs}")
 
 
 def netstring(obj: dict[str, Any]) -> bytes:
@@ -210,6 +224,19 @@ class Baresip:
         finally:
             sock.close()
 
+    async def console(self) -> Console:
+        """A tap on what baresip's UI prints (a received MESSAGE is `<from URI>: "text"`).
+
+        `cons` sends UI output to the UDP peer that last pressed a key, so the tap presses
+        a lone key release (which does nothing) and then listens; close it when done."""
+        loop = asyncio.get_running_loop()
+        tap = Console()
+        transport, _ = await loop.create_datagram_endpoint(lambda: tap,
+                                                           local_addr=(HOST, 0))
+        tap.transport = transport
+        transport.sendto(KEY_RELEASE, (HOST, self.config.cons_port))
+        return tap
+
     def recordings(self, kind: str = "dec") -> list[Path]:
         """sndfile dumps, oldest first: `dec` is what baresip received, `enc` what it sent."""
         return sorted(self.config.rec_dir.glob(f"dump-*-{kind}.wav"),
@@ -255,6 +282,36 @@ class Baresip:
                 await self._pump
 
 
+class Console(asyncio.DatagramProtocol):
+    """Text baresip's `cons` sent us (see `Baresip.console`)."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.transport: asyncio.DatagramTransport | None = None
+        self._changed = asyncio.Event()
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.text += data.decode("utf-8", "replace")
+        self._changed.set()
+
+    async def wait_for(self, needle: str, timeout: float = 10.0) -> bool:
+        """Whether `needle` shows up in the output within `timeout` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while needle not in self.text:
+            self._changed.clear()
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), left)
+        return True
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
 @dataclass
 class BaresipCall:
     """The outcome of `BaresipRunner.call`."""
@@ -291,7 +348,8 @@ class BaresipRunner:
     async def start(self, source: npt.ArrayLike | Path | None = None,
                     seconds: float | None = None, *, user: str = "bob",
                     answermode: str = "auto", codecs: str = "PCMU,PCMA",
-                    lifetime: float = 60.0) -> AsyncIterator[Baresip]:
+                    lifetime: float = 60.0,
+                    account: str | None = None) -> AsyncIterator[Baresip]:
         """Start baresip (bounded by `-t lifetime`) and connect to its ctrl_tcp.
 
         `source` (int16 PCM or an 8 kHz WAV) is what it plays into each call, padded with
@@ -303,7 +361,8 @@ class BaresipRunner:
         rundir = self.workdir / f"baresip-{self._count:02d}"
         rundir.mkdir(parents=True, exist_ok=True)
         wav = self.source_wav(source, seconds, rundir)
-        cfg = write_config(rundir, wav, user=user, answermode=answermode, codecs=codecs)
+        cfg = write_config(rundir, wav, user=user, answermode=answermode, codecs=codecs,
+                           account=account)
         argv = ["baresip", "-f", str(cfg.config_dir), "-t", str(max(1, round(lifetime)))]
         proc = await start_process("baresip", argv, rundir, cwd=rundir)
         phone = Baresip(cfg, proc)
