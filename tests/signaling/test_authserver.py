@@ -147,3 +147,14 @@ def test_failures_outside_the_window_do_not_add_up() -> None:
     auth.check(request(authorization=answer(auth, "alice", "x")), "10.0.0.7", 0.0)
     auth.check(request(authorization=answer(auth, "alice", "y", now=20.0)), "10.0.0.7", 20.0)
     assert not auth.locked("10.0.0.7", 21.0)
+
+
+def test_md5_only_for_old_clients() -> None:
+    """Some clients give up at a challenge they cannot answer (baresip 1.0 at SHA-256)."""
+    auth = authenticator(algorithms=("MD5",))
+    values = auth.challenge(request(), 0.0).headers.getall("WWW-Authenticate")
+    assert [Challenge.parse(v).algorithm for v in values] == ["MD5"]
+    sha = DigestAuthenticator(REALM, USERS.get)
+    creds = answer(sha, "alice", "secret", algorithm="SHA-256")
+    decision = auth.check(request(authorization=creds), "127.0.0.1", 1.0)
+    assert decision.response is not None and decision.response.status == 401
