@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from control.storage import Storage
+from control.storage import Storage, parse_log_cursor
 
 NUMBER_SORTS = {"updated_on": "updated_on", "created_on": "created_on", "no": "no",
                 "status": "status", "assigned_to": "assigned_to"}
@@ -227,14 +227,27 @@ class InventoryStore:
         await self.storage.run(q)
 
     async def trunk_call_logs(self, trunk_id: str, begin: datetime, end: datetime,
-                              directions: list[str] | None,
-                              limit: int) -> tuple[list[dict[str, Any]], bool]:
-        """The logs of the calls `trunk_id` carried that started in [begin, end)."""
+                              directions: list[str] | None, limit: int, *,
+                              connect_time: int | None = None, caller_no: str | None = None,
+                              api_no: str | None = None,
+                              after: str | None = None) -> tuple[list[dict[str, Any]], bool]:
+        """The logs of the calls `trunk_id` carried that started in [begin, end), with
+        History/Logs/Calls' filters; `after` is a `log_cursor()`."""
         where = ["t.trunk_id = ?", "l.start_time >= ?", "l.start_time < ?"]
         args: list[Any] = [trunk_id, _ms(begin), _ms(end)]
         if directions:
             where.append(f"l.direction IN ({', '.join('?' * len(directions))})")
             args.extend(directions)
+        for column, value in (("caller_no", caller_no), ("api_no", api_no)):
+            if value is not None:
+                where.append(f"l.{column} = ?")
+                args.append(value)
+        if connect_time is not None:
+            where.append("l.connect_time_sec >= ?")
+            args.append(connect_time)
+        if after is not None:
+            where.append("(l.start_time, l.call_id) > (?, ?)")
+            args.extend(parse_log_cursor(after))
 
         def q(db: sqlite3.Connection) -> tuple[list[dict[str, Any]], bool]:
             rows = db.execute("SELECT l.record FROM call_logs l JOIN trunk_calls t ON "

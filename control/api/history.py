@@ -78,6 +78,7 @@ LIST_PARAMS = (
     query("caller_no", {"type": "string"}, "The far end's number."),
     query("api_no", {"type": "string"}, "voxswitch's number."),
     query(CURSOR_PARAM, {"type": "string"}, "Position from next_block_uri; leave it as is."),
+    query("trunk_id", {"type": "string"}, "voxswitch: only calls this SIP Trunk carried."),
 )
 
 
@@ -125,7 +126,14 @@ async def list_call_logs(request: web.Request) -> web.Response:
 
     logs: list[dict[str, Any]] = []
     truncated = False
-    if kind == "voice":  # voxswitch keeps no SMS logs yet
+    trunk_id = request.query.get("trunk_id") or None
+    inventory = context(request).inventory
+    if kind == "voice" and trunk_id is not None:  # without trunks, none carried any
+        if inventory is not None:
+            logs, truncated = await inventory.store.trunk_call_logs(
+                trunk_id, begin, end, directions, MAX_LOGS, connect_time=connect_time,
+                caller_no=caller_no, api_no=api_no, after=after)
+    elif kind == "voice":  # voxswitch keeps no SMS logs yet
         logs, truncated = await context(request).storage.list_call_logs(
             begin, end, directions, connect_time, caller_no, api_no, MAX_LOGS, after
         )

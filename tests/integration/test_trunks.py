@@ -217,3 +217,39 @@ async def test_an_outbound_trunk_call_goes_out_through_the_proxy_up_to_its_limit
     assert not callback_app.requests
     logs = (await api(sw, "GET", f"/v1/Trunks/{trunk_id}/Logs/Calls"))["logs"]
     assert [log["status"] for log in logs] == ["completed", "failed"]
+
+
+async def test_max_post_dial_delay_cancels_a_far_end_that_never_rings(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner,
+) -> None:
+    async with sipp_runner.uas("uas_trying_cancel.xml", calls=1) as carrier:
+        sw = await switch(default_callback=callback_app.url,
+                          extra_args=["--outbound-proxy", f"sip:127.0.0.1:{carrier.port}"])
+        await api(sw, "POST", "/v1/Trunks", {"direction": "outbound", "outbound": {
+            "domain": DOMAIN, "max_post_dial_delay": 7,
+            "authentication": [{"source": "other", "value": "127.0.0.1"}]}}, status=201)
+        started = asyncio.get_running_loop().time()
+        result = await sipp_runner.run("uac_trunk_status.xml", sw.sip_udp,
+                                       service="+17145550100",
+                                       params={"STATUS": 503, "RURI_HOST": DOMAIN}, timeout=20)
+        waited = asyncio.get_running_loop().time() - started
+        out = await carrier.finish()
+    result.assert_ok()
+    out.assert_ok()  # it got our CANCEL
+    assert 6.5 < waited < 12, waited
+    assert sw.logged("trunk.post_dial_delay")
+
+
+async def test_an_outbound_trunk_call_to_one_of_our_numbers_runs_its_call_flow(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner,
+) -> None:
+    callback_app.set_script(lambda req: Reply.actions([{"type": "HANGUP"}])
+                            if req.type == "init_call" else Reply(json={}))
+    sw = await switch(default_callback=callback_app.url)
+    await outbound_trunk(sw, "127.0.0.0/8")
+    await assign(sw, "CallFlows")
+    result = await sipp_runner.run("uac_trunk_wait_bye.xml", sw.sip_udp, service=NUMBER,
+                                   params={"RURI_HOST": DOMAIN}, timeout=15)
+    result.assert_ok()  # answered (answer_on_ring), then the flow's HANGUP: our BYE
+    init = await callback_app.wait_for(type="init_call")
+    assert init.fields["api_no"] == NUMBER

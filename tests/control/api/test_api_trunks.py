@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from control.api import ApiContext, build_api
+from control.calls import iso, utcnow
 from control.inventory import InventoryService
 from tests.control.api.conftest import APP_ID, ERROR_FIELDS
 
@@ -164,3 +166,27 @@ async def test_trunk_call_logs_are_empty_for_a_new_trunk(client: Client,
     assert (await resp.json())["logs"] == []
     await error(await client.get(f"/v1/Trunks/{tid}/Logs/Calls?direction=up", headers=auth),
                 400, 400001)
+
+
+async def test_call_logs_by_trunk(client: Client, auth: dict[str, str], ctx: ApiContext) -> None:
+    tid = (await create(client, auth, INBOUND))["trunk_id"]
+    other = (await create(client, auth, INBOUND))["trunk_id"]
+    assert ctx.inventory is not None
+    start = utcnow() - timedelta(minutes=5)
+    for call_id, trunk, direction in (("1@1", tid, "inbound"), ("2@1", other, "inbound"),
+                                      ("3@1", tid, "outbound"), ("4@1", None, "inbound")):
+        await ctx.storage.save_call_log({"id": call_id, "call_id": call_id,
+                                         "start_time": iso(start), "direction": direction,
+                                         "caller_no": "sipp", "api_no": "+19495550100",
+                                         "connect_time_sec": 0})
+        if trunk:
+            await ctx.inventory.store.add_trunk_call(call_id, trunk, start)
+    own = await (await client.get(f"/v1/Trunks/{tid}/Logs/Calls", headers=auth)).json()
+    assert [log["call_id"] for log in own["logs"]] == ["1@1", "3@1"]
+    hist = await (await client.get(f"/v1/History/Logs/Calls?trunk_id={tid}&direction=outbound",
+                                   headers=auth)).json()
+    assert [log["call_id"] for log in hist["logs"]] == ["3@1"]
+    everything = await (await client.get("/v1/History/Logs/Calls", headers=auth)).json()
+    assert len(everything["logs"]) == 4
+    none = await (await client.get("/v1/History/Logs/Calls?trunk_id=nope", headers=auth)).json()
+    assert none["logs"] == []
