@@ -12,6 +12,7 @@ from typing import Any
 from tests.support.baresip import Baresip, BaresipRunner, registered_account
 from tests.support.callback_app import CallbackApp, Reply
 from tests.support.fixtures import SwitchFactory
+from tests.support.sipp import SippRunner
 from tests.support.switch import RunningSwitch, rest
 
 # baresip 1.0.0's libre (1.1) gives up at a SHA-256 challenge: MD5 for it
@@ -192,3 +193,26 @@ async def test_rest_users_register_and_are_deleted(
         assert await registrations(sw, "carol") == []
     async with rest(sw) as http, http.get("/v1/Registrar/Users/carol") as resp:
         assert resp.status == 404
+
+
+async def test_transfer_to_a_registered_user_rings_its_softphone(
+    switch: SwitchFactory, callback_app: CallbackApp, baresip_runner: BaresipRunner,
+    sipp_runner: SippRunner, tmp_path: Path,
+) -> None:
+    callback_app.set_script({
+        "init_call": Reply.actions([
+            {"type": "TRANSFER", "params": {"no": "sip:alice@127.0.0.1"}},
+            {"type": "HANGUP"}]),
+    }, default=Reply(json={}))
+    sw = await switch(default_callback=callback_app.url, extra_args=config_file(tmp_path))
+    account = registered_account("alice", "secret", sw.sip_uri_host)
+    # baresip hangs up when its 3 s source ends: the transfer ends, the flow hangs up
+    async with baresip_runner.start(seconds=3, lifetime=30, user="alice",
+                                    account=account) as phone:
+        await registered(phone)
+        call = await sipp_runner.run("uac_wait_bye.xml", sw.sip_udp, service="1000",
+                                     timeout=25)
+        await phone.wait_event("CALL_CLOSED", timeout=10)
+    call.assert_ok()
+    assert "CALL_ESTABLISHED" in phone.event_types(), phone.event_types()
+    assert "answering call" in phone.log and "from sip:sipp@" in phone.log
