@@ -212,3 +212,16 @@ async def test_without_an_inventory_the_routes_answer_404002(ctx: ApiContext,
     root.add_subapp("/v1", build_api(ctx))
     async with TestClient(TestServer(root, host="127.0.0.1")) as plain:
         await error(await plain.get("/v1/Trunks", headers=auth), 404, 404002)
+
+
+async def test_openapi_lists_the_routes(client: Client, auth: dict[str, str]) -> None:
+    doc = await (await client.get("/v1/openapi.json", headers=auth)).json()
+    paths = doc["paths"]
+    assert set(paths["/PhoneNumbers/Available"]) == {"get"}
+    assert set(paths["/PhoneNumbers/{phone_number}"]) == {"get", "put"}
+    for assigned in ("CallFlows", "ParkingLot", "Trunks/{trunk_id}"):
+        assert set(paths[f"/PhoneNumbers/{assigned}"]) == {"get", "post", "delete"}
+        assert set(paths[f"/PhoneNumbers/Move/{assigned}"]) == {"put"}
+    assert set(paths["/Trunks"]) == {"get", "post"}
+    assert set(paths["/Trunks/{trunk_id}"]) == {"get", "put", "delete"}
+    assert "trunk_id" in {p["name"] for p in paths["/History/Logs/Calls"]["get"]["parameters"]}
