@@ -33,8 +33,11 @@ warm-up, over a window of ``--seconds``:
 
 The issue's target: 500 pairs (1,000 legs) on one core with loss < 0.1 % and p99 jitter
 < 5 ms (``target_500_pairs_met``; null when 500 pairs were not run, as in ``--quick``).
-Another process on the engine's CPU shows up as late ticks and jitter: ``loadavg_1m`` is
-recorded at the start.
+Another process on the engine's CPU shows up as late ticks and jitter (the engine is
+preempted mid-tick, or woken late): ``loadavg_1m`` is recorded at the start, and
+``engine_cpu_busy_pct`` is how busy the engine's CPU was over the window (`/proc/stat`),
+of which ``engine_cpu_others_pct`` was not the engine process (other processes, and
+interrupt work the kernel does not charge to the engine).
 
 Run: ``.venv/bin/python bench/bridge.py [--pairs 100,250,500] [--seconds 15]
 [--rtp-ports 10000-19999] [--quick]``
@@ -92,6 +95,20 @@ def pin(cpu: int | None) -> list[int]:
     if cpu is not None and hasattr(os, "sched_setaffinity") and cpu < (os.cpu_count() or 1):
         os.sched_setaffinity(0, {cpu})
     return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
+def cpu_busy_seconds(cpu: int) -> float | None:
+    """Busy time of one CPU since boot (`/proc/stat`: all but idle and iowait), or None."""
+    try:
+        with open("/proc/stat") as f:
+            for row in f:
+                name, *fields = row.split()
+                if name == f"cpu{cpu}":
+                    ticks = [int(x) for x in fields[:8]]
+                    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def cpu_seconds() -> float:
@@ -306,10 +323,13 @@ async def run_size(pairs: int, args: argparse.Namespace) -> dict[str, Any]:
     await engine.start()
     proc.stdin.write(b"go\n")
     await line(proc, "measure")
+    engine_cpu = (args.engine_cpus or [None])[0]
+    busy0 = None if engine_cpu is None else cpu_busy_seconds(engine_cpu)
     before, cpu0, t0 = snapshot(engine.stats), cpu_seconds(), time.monotonic()
     engine.stats.max_tick_cost_us = 0.0
     await line(proc, "done")
     after, cpu1, t1 = snapshot(engine.stats), cpu_seconds(), time.monotonic()
+    busy1 = None if engine_cpu is None else cpu_busy_seconds(engine_cpu)
     max_cost, cost = engine.stats.max_tick_cost_us, engine.stats.tick_cost_us
     out = json.loads(await line(proc))
     await proc.wait()
@@ -324,13 +344,26 @@ async def run_size(pairs: int, args: argparse.Namespace) -> dict[str, Any]:
         "send_errors": send_errors, "tick_cost_us": round(cost, 1),
         "max_tick_cost_us": round(max_cost, 1),
         "cpu_pct": round((cpu1 - cpu0) / (t1 - t0) * 100, 1),
+        **busy_fields(busy0, busy1, cpu1 - cpu0, t1 - t0),
         **{k: out[k] for k in ("generator_cpu_pct", "generator_late_sends",
                                "generator_send_errors")},
         "_generator_cpus": out["generator_cpus"],
     }
     log(f"{pairs} pairs: loss {result['loss_pct']}%, jitter p99 {result['jitter_p99_ms']} ms, "
-        f"late ticks {late}/{ticks}, engine CPU {result['cpu_pct']}%")
+        f"late ticks {late}/{ticks}, engine CPU {result['cpu_pct']}% "
+        f"(its CPU busy {result['engine_cpu_busy_pct']}%, "
+        f"others {result['engine_cpu_others_pct']}%)")
     return result
+
+
+def busy_fields(
+    busy0: float | None, busy1: float | None, engine_s: float, seconds: float
+) -> dict[str, float | None]:
+    if busy0 is None or busy1 is None:
+        return {"engine_cpu_busy_pct": None, "engine_cpu_others_pct": None}
+    busy = (busy1 - busy0) / seconds * 100
+    return {"engine_cpu_busy_pct": round(busy, 1),
+            "engine_cpu_others_pct": round(max(0.0, busy - engine_s / seconds * 100), 1)}
 
 
 def met(result: dict[str, Any] | None) -> bool | None:
@@ -344,6 +377,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     nofile = raise_nofile(4 * max(sizes) + 256)
     loadavg = os.getloadavg()[0]
     cpus = pin(args.engine_cpu)
+    args.engine_cpus = cpus if len(cpus) == 1 else []  # whose busy time to read
     results = []
     for pairs in sizes:
         log(f"{pairs} pairs ({2 * pairs} legs): {args.warmup} s warm-up, {args.seconds} s")
