@@ -93,8 +93,15 @@ def parse_pool_entry(text: str) -> PoolBlock:
     return PoolBlock(int(fixed) * 10 ** wild, (int(fixed) + 1) * 10 ** wild - 1, digits)
 
 
+MAX_POOL = 1_000_000  # numbers a search may walk through
+
+
 def parse_pool(entries: Iterable[str]) -> tuple[PoolBlock, ...]:
-    return tuple(parse_pool_entry(e) for e in entries)
+    blocks = tuple(parse_pool_entry(e) for e in entries)
+    if sum(b.last - b.first + 1 for b in blocks) > MAX_POOL:
+        raise PoolError(f"numbers pool: more than {MAX_POOL:,} numbers; a lab needs fewer "
+                        "(use longer prefixes or ranges)")
+    return blocks
 
 
 # ---- what a number is --------------------------------------------------------------------

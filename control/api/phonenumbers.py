@@ -93,7 +93,7 @@ UPDATE_BODY: Schema = {"type": "object", "properties": {
     "port_out_pin": {"type": ["string", "null"], "maxLength": 10}}}
 SEARCH_PARAMS = (
     query("capabilities", {"type": "string"}, "voice and/or sms, comma-delimited."),
-    query("country", {"type": "string", "default": "US"}, "ISO Alpha-2 country code."),
+    query("country", {"type": "string"}, "ISO Alpha-2 country code (Available: default US)."),
     query("type", {"enum": list(numbers.TYPES), "default": "all"}),
     query("search_by", {"enum": list(numbers.SEARCH_BY), "default": "region"},
           "prefixes or vanity (the pool holds no location data)."),
@@ -177,12 +177,14 @@ _TRUNK_NOT_FOUND = ErrorPreset(404, 404002, "Not Found", "",
                                "The requested SIP Trunk does not exist.")
 
 
-def _search(request: web.Request) -> numbers.Search:
+def _search(request: web.Request, default_country: str | None) -> numbers.Search:
+    """The search options; lists of provisioned numbers take every country unless
+    `country` is given (the pool search defaults to US, as the spec says)."""
     for cap in list_param(request, "capabilities") or []:
         if cap.strip().lower() not in CAPABILITY_QUERY:
             raise ApiError.validation("capabilities", "accepts voice and sms")
-    country = (request.query.get("country") or "US").strip().upper()
-    if len(country) != 2 or not country.isalpha():
+    country = (request.query.get("country") or default_country or "").strip().upper() or None
+    if country is not None and (len(country) != 2 or not country.isalpha()):
         raise ApiError.validation("country", "must be an ISO Alpha-2 country code such as US")
     kind = choice_param(request, "type", numbers.TYPES, "all") or "all"
     search_by = choice_param(request, "search_by", numbers.SEARCH_BY, "region") or "region"
@@ -208,7 +210,7 @@ async def list_available_numbers(request: web.Request) -> web.Response:
     """Numbers of the configured pool that no one holds, lowest first."""
     if not list_param(request, "capabilities"):
         raise ApiError.validation("capabilities", "is required: voice and/or sms")
-    q = _search(request)
+    q = _search(request, "US")
     limit = int_param(request, "max_results", 10, lo=1, hi=numbers.MAX_RESULTS) or 10
     found = await inventory(request).available(q, limit)
     now = InventoryService.now()
@@ -217,7 +219,7 @@ async def list_available_numbers(request: web.Request) -> web.Response:
 
 
 async def _list(request: web.Request, assigned_to: str | None) -> web.Response:
-    q = _search(request)
+    q = _search(request, None)
     status = choice_param(request, "status", STATUSES, None)
     sort_by = choice_param(request, "sort_by", tuple(NUMBER_SORTS), "updated_on") \
         or "updated_on"

@@ -85,3 +85,8 @@ def test_number_facts() -> None:
     assert formatted("+442079460000") == "+442079460000"
     assert number_type("+18885551212") == "toll_free"
     assert in_pool(POOL, "+19495551212") and not in_pool(POOL, "+19495551212000")
+
+
+def test_a_pool_too_large_to_search_is_refused() -> None:
+    with pytest.raises(PoolError, match="more than"):
+        parse_pool(["+1949XXXXXXX"])

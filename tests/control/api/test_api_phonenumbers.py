@@ -225,3 +225,35 @@ async def test_openapi_lists_the_routes(client: Client, auth: dict[str, str]) ->
     assert set(paths["/Trunks"]) == {"get", "post"}
     assert set(paths["/Trunks/{trunk_id}"]) == {"get", "put", "delete"}
     assert "trunk_id" in {p["name"] for p in paths["/History/Logs/Calls"]["get"]["parameters"]}
+
+
+async def test_a_change_under_way_makes_another_wait_423(client: Client, ctx: ApiContext,
+                                                        auth: dict[str, str]) -> None:
+    assert ctx.inventory is not None
+    async with ctx.inventory.exclusive():
+        for method, path in (("POST", "/v1/PhoneNumbers/CallFlows"),
+                             ("DELETE", "/v1/PhoneNumbers/CallFlows"),
+                             ("PUT", "/v1/PhoneNumbers/Move/ParkingLot")):
+            await error(await client.request(method, path, json=body("+19495550001"),
+                                             headers=auth), 423, 423001)
+    ok = await client.post("/v1/PhoneNumbers/CallFlows", json=body("+19495550001"),
+                           headers=auth)
+    assert ok.status == 200
+
+
+async def test_lists_take_every_country_unless_asked(ctx: ApiContext,
+                                                     auth: dict[str, str]) -> None:
+    ctx.inventory = InventoryService(ctx.storage, ("+4420794600XX", "+1949555XXXX"))
+    root = web.Application()
+    root.add_subapp("/v1", build_api(ctx))
+    async with TestClient(TestServer(root, host="127.0.0.1")) as c:
+        await c.post("/v1/PhoneNumbers/CallFlows", json=body("+442079460001", "+19495550001"),
+                     headers=auth)
+        every = await (await c.get("/v1/PhoneNumbers", headers=auth)).json()
+        # one provisioning, one updated_on: the numbers break the tie
+        assert [n["no"] for n in every["phone_numbers"]] == ["+19495550001", "+442079460001"]
+        gb = await (await c.get("/v1/PhoneNumbers?country=GB", headers=auth)).json()
+        assert [n["no"] for n in gb["phone_numbers"]] == ["+442079460001"]
+        avail = await (await c.get("/v1/PhoneNumbers/Available?capabilities=voice&country=GB"
+                                   "&max_results=1", headers=auth)).json()
+        assert [n["no"] for n in avail["phone_numbers"]] == ["+442079460000"]
