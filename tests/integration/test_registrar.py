@@ -216,3 +216,29 @@ async def test_transfer_to_a_registered_user_rings_its_softphone(
     call.assert_ok()
     assert "CALL_ESTABLISHED" in phone.event_types(), phone.event_types()
     assert "answering call" in phone.log and "from sip:sipp@" in phone.log
+
+
+async def test_baresip_texts_a_number_and_the_callbacks_reply_comes_back(
+    switch: SwitchFactory, callback_app: CallbackApp, baresip_runner: BaresipRunner,
+    tmp_path: Path,
+) -> None:
+    callback_app.set_script(lambda req: Reply.actions([{"type": "SMS", "params": {
+        "message": f"You said: {req.fields['text_message']}"}}]) if req.type == "sms"
+        else Reply(json={}))
+    sw = await switch(default_callback=callback_app.url, extra_args=config_file(tmp_path))
+    account = registered_account("alice", "secret", sw.sip_uri_host)
+    line = f'"Line" <sip:+17145551212@{sw.sip_uri_host}>\n'  # baresip's current contact
+    async with baresip_runner.start(seconds=10, lifetime=20, user="alice", account=account,
+                                    contacts=line) as phone:
+        await registered(phone)
+        console = await phone.console()
+        try:
+            response = await phone.command("message", "Hello from baresip")
+            assert response.get("ok"), response
+            got = await callback_app.wait_for(type="sms", timeout=10)
+            assert await console.wait_for('"You said: Hello from baresip"'), console.text
+        finally:
+            console.close()
+    fields = got.fields
+    assert (fields["caller_no"], fields["api_no"]) == ("alice", "+17145551212")
+    assert fields["text_message"] == "Hello from baresip"

@@ -68,10 +68,12 @@ class BaresipConfig:
 
 def write_config(workdir: Path, source_wav: Path, user: str = "bob",
                  answermode: str = "auto", codecs: str = "PCMU,PCMA",
-                 account: str | None = None) -> BaresipConfig:
+                 account: str | None = None, contacts: str = "") -> BaresipConfig:
     """Render the config, accounts and an empty contacts file into WORKDIR/baresip.
 
-    `account` replaces the accounts line (e.g. one that registers: `registered_account`).
+    `account` replaces the accounts line (e.g. one that registers: `registered_account`);
+    `contacts` fills the contacts file (`"Name" <sip:...>` lines; the first is current,
+    the one the `message` command writes to).
     """
     config_dir = workdir / "baresip"
     rec_dir = workdir / "rec"
@@ -89,7 +91,7 @@ def write_config(workdir: Path, source_wav: Path, user: str = "bob",
         (config_dir / name).write_text(text)
     if account is not None:
         (config_dir / "accounts").write_text(account + "\n")
-    (config_dir / "contacts").write_text("")
+    (config_dir / "contacts").write_text(contacts)
     return cfg
 
 
@@ -348,8 +350,8 @@ class BaresipRunner:
     async def start(self, source: npt.ArrayLike | Path | None = None,
                     seconds: float | None = None, *, user: str = "bob",
                     answermode: str = "auto", codecs: str = "PCMU,PCMA",
-                    lifetime: float = 60.0,
-                    account: str | None = None) -> AsyncIterator[Baresip]:
+                    lifetime: float = 60.0, account: str | None = None,
+                    contacts: str = "") -> AsyncIterator[Baresip]:
         """Start baresip (bounded by `-t lifetime`) and connect to its ctrl_tcp.
 
         `source` (int16 PCM or an 8 kHz WAV) is what it plays into each call, padded with
@@ -362,7 +364,7 @@ class BaresipRunner:
         rundir.mkdir(parents=True, exist_ok=True)
         wav = self.source_wav(source, seconds, rundir)
         cfg = write_config(rundir, wav, user=user, answermode=answermode, codecs=codecs,
-                           account=account)
+                           account=account, contacts=contacts)
         argv = ["baresip", "-f", str(cfg.config_dir), "-t", str(max(1, round(lifetime)))]
         proc = await start_process("baresip", argv, rundir, cwd=rundir)
         phone = Baresip(cfg, proc)
