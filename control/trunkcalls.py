@@ -5,8 +5,9 @@ call flow for it:
 - for an outbound trunk (the Request-URI host is a trunk's `outbound.domain`, or a trunk
   without a domain lists the sender's address): a sender the trunk does not list is
   refused 403 (logged), an inactive trunk 403, a trunk at its simultaneous_call_limit
-  503; otherwise the dialled number goes to its assignment when it is ours, else out
-  through the outbound proxy (`[outbound] proxy`), with the trunk's max_post_dial_delay;
+  503; otherwise the dialled number goes to its assignment when it is ours (or to its
+  call flow when it has a configuration of its own), else out through the outbound
+  proxy (`[outbound] proxy`), with the trunk's max_post_dial_delay;
 - for a provisioned number: CallFlows runs its call flow as before, ParkingLot is not
   answered (480, no callback: the spec ignores CallFlows settings for parked numbers),
   Trunks/{id} is forwarded to the trunk's inbound.destination (busy, 486, at its limit);
@@ -124,9 +125,20 @@ class TrunkCalls:
         if assignment is not None:
             await self.inventory.store.count_usage(assignment.no)
             target = await self.target_for(assignment)
+        elif await self._has_own_flow(number):
+            target = Target("flow", number)  # a number configured here, never provisioned
         else:
             target = Target("dial", number, uri=number)
         await self._run(sip, target, trunk)
+
+    async def _has_own_flow(self, number: str) -> bool:
+        variants = [number]
+        if number[1:].isdigit() or number.isdigit():
+            variants.append(number[1:] if number.startswith("+") else "+" + number)
+        for candidate in variants:
+            if candidate and await self._switch.storage.get_config(candidate) is not None:
+                return True
+        return False
 
     async def _run(self, sip: ServerSession, target: Target,
                    via: dict[str, Any] | None) -> None:

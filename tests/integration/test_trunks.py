@@ -14,6 +14,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support import audio
 from tests.support.callback_app import CallbackApp, CallbackRequest, Reply
 from tests.support.capture import Capture, rtp_packets, rtp_pcm
@@ -98,8 +100,10 @@ async def test_a_call_to_a_trunk_number_reaches_the_destination_both_ways(
     assert number["usage"] == 1
 
 
+@pytest.mark.parametrize("source", ["trunk_id", "sip_uri", "phone_number"])
 async def test_failover_when_the_destination_answers_503(
     switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner, tmp_path: Path,
+    source: str,
 ) -> None:
     async with sipp_runner.uas("uas_reject.xml", calls=1, params={
             "STATUS": 503, "REASON": "Service Unavailable"}) as down, \
@@ -108,15 +112,22 @@ async def test_failover_when_the_destination_answers_503(
                             audio_file=tone_file(tmp_path, B_HZ, "b")) as backup:
         sw = await switch(default_callback=callback_app.url)
         backup_id = await inbound_trunk(sw, f"sip:127.0.0.1:{backup.port}")
+        value = {"trunk_id": backup_id, "sip_uri": f"sip:{NUMBER}@127.0.0.1:{backup.port}",
+                 "phone_number": "+19495550199"}[source]
+        if source == "phone_number":  # a number of ours, on the backup trunk
+            await assign(sw, f"Trunks/{backup_id}", "+19495550199")
         trunk_id = await inbound_trunk(sw, f"127.0.0.1:{down.port}", failover={
-            "source": "trunk_id", "value": backup_id})
+            "source": source, "value": value})
         await assign(sw, f"Trunks/{trunk_id}")
         result = await sipp_runner.run("uac_wait_bye.xml", sw.sip_udp, service=NUMBER,
                                        timeout=30)
         (await down.finish()).assert_ok()
-        (await backup.finish()).assert_ok()
+        b = await backup.finish()
     result.assert_ok()
+    b.assert_ok()
     assert sw.logged("trunk.failover")
+    user = "+19495550199" if source == "phone_number" else NUMBER
+    assert f"INVITE sip:{user}@127.0.0.1:{backup.port}" in b.messages
     legs = (await api(sw, "GET", "/v1/History/Logs/Calls"))["logs"]
     assert sorted(log["status"] for log in legs if log["direction"] == "outbound") == [
         "completed", "failed"]
@@ -253,3 +264,30 @@ async def test_an_outbound_trunk_call_to_one_of_our_numbers_runs_its_call_flow(
     result.assert_ok()  # answered (answer_on_ring), then the flow's HANGUP: our BYE
     init = await callback_app.wait_for(type="init_call")
     assert init.fields["api_no"] == NUMBER
+
+
+async def test_a_trunk_without_a_domain_takes_its_addresses_but_leaves_our_numbers_alone(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner,
+) -> None:
+    callback_app.set_script(lambda req: Reply.actions([{"type": "HANGUP"}])
+                            if req.type == "init_call" else Reply(json={}))
+    async with sipp_runner.uas("uas_stream_bye.xml", rtp_echo=False, calls=1,
+                               params={"HOLD_MS": 1000}) as carrier:
+        sw = await switch(default_callback=callback_app.url,
+                          extra_args=["--outbound-proxy", f"sip:127.0.0.1:{carrier.port}"])
+        trunk = await api(sw, "POST", "/v1/Trunks", {"direction": "outbound", "outbound": {
+            "authentication": [{"source": "other", "value": "127.0.0.0/8"}]}}, status=201)
+        await api(sw, "PUT", "/v1/CallFlows/Configurations/PhoneNumbers/1000",
+                  {"callback": {"url": callback_app.url}})
+        own = await sipp_runner.run("uac_wait_bye.xml", sw.sip_udp, service="1000",
+                                    timeout=15)
+        out = await sipp_runner.run("uac_wait_bye.xml", sw.sip_udp, service="+17145550100",
+                                    timeout=15)
+        (await carrier.finish()).assert_ok()
+    own.assert_ok()
+    out.assert_ok()
+    init = await callback_app.wait_for(type="init_call")
+    assert init.fields["api_no"] == "1000"
+    assert len(callback_app.of_type("init_call")) == 1  # the other call went out
+    logs = (await api(sw, "GET", f"/v1/Trunks/{trunk['trunk_id']}/Logs/Calls"))["logs"]
+    assert sorted(log["api_no"] for log in logs) == ["+17145550100", "1000"]
