@@ -11,7 +11,8 @@ name or the response to send instead:
   qop=auth,
   a stateless nonce (`auth.new_nonce`: its time of issue signed with our secret, so
   nothing is kept per challenge) and an opaque;
-- credentials that do not parse or lack a field: 400 naming the fault;
+- Digest credentials that do not parse or lack a field: 400 naming the fault (those of
+  another scheme count as none: a 401 with ours, RFC 4475 §3.3.7);
 - credentials whose digest is right but whose nonce is ours no more (older than
   `nonce_lifetime`, made before a restart, or an nc already used): 401 with a fresh nonce
   and stale=TRUE, so the client retries with the same password (RFC 7616 §3.3);
@@ -131,7 +132,9 @@ class DigestAuthenticator:
 
     def _credentials(self, request: Request) -> str | None:
         """The Authorization value for our realm (a request may carry several)."""
-        values = request.headers.getall_raw("Authorization")
+        # other schemes are not ours to judge: challenged as if absent (RFC 4475 §3.3.7)
+        values = [v for v in request.headers.getall_raw("Authorization")
+                  if v.strip().split(" ", 1)[0].lower() == "digest"]
         for value in values:
             try:
                 if Authorization.parse(value).realm == self.realm:

@@ -118,7 +118,6 @@ def test_replayed_nc_is_stale() -> None:
     'Digest username="alice", realm="voxswitch", nonce="x", uri="sip:127.0.0.1"',
     'Digest realm="voxswitch", nonce="x", uri="sip:127.0.0.1", response="00"',
     'Digest username="alice" realm=',
-    "Basic YWxpY2U6c2VjcmV0",
 ])
 def test_unreadable_credentials_are_400(creds: str) -> None:
     auth = authenticator()
@@ -157,4 +156,12 @@ def test_md5_only_for_old_clients() -> None:
     sha = DigestAuthenticator(REALM, USERS.get)
     creds = answer(sha, "alice", "secret", algorithm="SHA-256")
     decision = auth.check(request(authorization=creds), "127.0.0.1", 1.0)
+    assert decision.response is not None and decision.response.status == 401
+
+
+@pytest.mark.parametrize("creds", ["Basic YWxpY2U6c2VjcmV0",
+                                   "NoOneKnowsThisScheme opaque-data=here"])
+def test_other_schemes_are_challenged(creds: str) -> None:
+    """RFC 4475 §3.3.7 (regaut01): an unknown scheme gets our challenge."""
+    decision = authenticator().check(request(authorization=creds), "127.0.0.1", 0.0)
     assert decision.response is not None and decision.response.status == 401
