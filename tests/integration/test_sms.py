@@ -183,6 +183,14 @@ async def test_far_end_refusal_and_no_answer(
         refused = await wait_final(sw, sent["message_id"])
         await far_end.finish(timeout=10)
     assert (refused["status"], refused["error_code"]) == ("undelivered", 404), refused
+    # 202: an intermediary took it, no delivery confirmation: sent is final
+    async with sipp_runner.uas("uas_message.xml", calls=1,
+                               params={"STATUS": 202, "REASON": "Accepted"}) as relay:
+        _, sent = await send(sw, {"api_no": US, "caller_no": relay.uri(THEM),
+                                  "text_message": "hi"})
+        accepted = await wait_final(sw, sent["message_id"])
+        await relay.finish(timeout=10)
+    assert (accepted["status"], accepted["error_code"]) == ("sent", None), accepted
     # nobody listens there: time_to_live runs out, and the message failed
     _, sent = await send(sw, {"api_no": US, "caller_no": f"sip:{THEM}@127.0.0.1:9",
                               "text_message": "hi", "time_to_live": 1000})
