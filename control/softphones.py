@@ -171,6 +171,8 @@ class Softphones:
         """The route to a registered user that `no` names; None when `no` names no user
         of ours; NoRoute for one of ours that is not registered (or not a user)."""
         text = no.strip()
+        if text[:5].lower() == "sips:":
+            return None  # route_for refuses it, saying why
         if text[:4].lower() == "sip:":
             text = text[4:]
         user, at, hostport = text.partition("@")
