@@ -33,7 +33,6 @@ from __future__ import annotations
 import heapq
 import itertools
 from dataclasses import dataclass, field
-from email.utils import formatdate
 
 from signaling.errors import SipParseError
 from signaling.events import Destination
@@ -134,7 +133,6 @@ class Registrar:
             return make_response(request, refused.status, refused.reason,
                                  headers=refused.headers)
         headers = [("Contact", str(self._with_expires(b, now))) for b in self.lookup(aor, now)]
-        headers.append(("Date", formatdate(usegmt=True)))
         return make_response(request, 200, headers=headers)
 
     def handle_timer(self, now: float) -> list[Binding]:

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable, Sequence
+from email.utils import formatdate
 
 from .auth import CHALLENGE_HEADERS, Credentials, DigestClient
 from .authserver import DigestAuthenticator
@@ -562,6 +563,8 @@ class SipStack:
             self._reply(request, 403, "Forbidden")
             return
         response = self.registrar.register(request, user, self.now(), source)
+        if response.status == 200:
+            response.headers.add("Date", formatdate(usegmt=True))  # §10.3 step 8
         log.info("register %s from %s:%s: %d %s", user, *source.addr, response.status,
                  response.reason, extra={"aor": user, "source": source.addr,
                                          "status": response.status,

@@ -128,6 +128,7 @@ async def test_register_is_challenged_then_bound(stack: tuple[SipStack, Inbox],
     ok = await peer.final()
     assert ok.status == 200
     assert ok.headers.getall("Contact") == [f"<sip:alice@127.0.0.1:{peer.port}>;expires=120"]
+    assert (ok.headers.get("Date") or "").endswith("GMT")
     assert sip.registrar is not None
     [binding] = sip.registrar.lookup("alice", sip.now())
     assert binding.source.port == peer.port
