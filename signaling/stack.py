@@ -9,6 +9,12 @@ requests to their session by dialog ID (§12.2.2) and creating a `ServerSession`
 new INVITE after sending 100 Trying. The UAC core is `invite()`, which builds and starts
 a `ClientSession`, plus the routing of responses to it: by client transaction, and by
 Call-ID and From tag for a 2xx whose transaction is gone (§13.2.2.4).
+
+Given a `Registrar` and a `DigestAuthenticator`, the UAS core also answers REGISTER
+(§10.3: authenticate, authorise the AOR, then the registrar's bindings; their expiry rides
+on the same timer); given a MESSAGE handler, it hands it each MESSAGE (RFC 3428) and sends
+the response it returns at once. `message()` sends a MESSAGE and waits for its final
+response, answering one digest challenge per realm.
 """
 
 from __future__ import annotations
