@@ -540,7 +540,7 @@ class SipStack:
         """§11.2: what we would answer to an INVITE, minus the session."""
         headers = [
             ("Allow", self.allow_header),
-            ("Accept", "application/sdp"),
+            ("Accept", "application/sdp, text/plain" if self._on_message else "application/sdp"),
             ("Accept-Encoding", "identity"),
             ("Accept-Language", "en"),
             ("Supported", ""),

@@ -164,6 +164,7 @@ async def test_options_allows_register_and_message(stack: tuple[SipStack, Inbox]
     ok = await peer.final()
     allow = [m.strip() for m in ok.headers.getall("Allow")]
     assert allow[-2:] == ["REGISTER", "MESSAGE"] and "INVITE" in allow
+    assert ok.headers.getall("Accept") == ["application/sdp", "text/plain"]
 
 
 async def test_inbound_message_reaches_the_handler(stack: tuple[SipStack, Inbox],
