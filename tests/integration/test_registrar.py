@@ -117,6 +117,12 @@ async def test_baresip_registers_then_gets_a_call_and_a_message(
         record = await wait_status(sw, sent["message_id"], {"delivered", "failed",
                                                            "undelivered"})
         assert record["status"] == "delivered", record
+    # baresip unregisters as it quits (Contact ...;expires=0)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while await registrations(sw, "alice"):
+        assert loop.time() < deadline, "alice is still registered after quitting"
+        await asyncio.sleep(0.1)
 
 
 async def test_wrong_password_is_refused(
