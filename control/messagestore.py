@@ -65,10 +65,15 @@ class MessageStore:
             "SELECT record FROM messages WHERE message_id = ?", (message_id,)).fetchone())
         return None if row is None else dict(json.loads(row["record"]))
 
-    async def list(self, f: MessageFilter, limit: int) -> tuple[list[dict[str, Any]], bool]:
-        """Matching messages oldest first, at most `limit`; True when more matched."""
+    async def list(self, f: MessageFilter, limit: int, after: tuple[int, str] | None = None
+                   ) -> tuple[list[dict[str, Any]], bool]:
+        """Matching messages oldest first, at most `limit`; True when more matched.
+        `after` (created_on ms, message_id) starts just past that message."""
         where = ["created_on >= ?", "created_on < ?"]
         args: list[Any] = [to_ms(f.begin), to_ms(f.end)]
+        if after is not None:
+            where.append("(created_on > ? OR (created_on = ? AND message_id > ?))")
+            args += [after[0], after[0], after[1]]
         for name in ("caller_no", "api_no", "direction", "status", "external_id",
                      "external_group_id"):
             value = getattr(f, name)

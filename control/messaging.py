@@ -102,6 +102,26 @@ class Messenger(Protocol):
                   text: str) -> dict[str, Any]: ...
 
 
+def message_log(record: dict[str, Any]) -> dict[str, Any]:
+    """A message as a call log of type sms (History/Logs/Calls?type=sms)."""
+    final = record["status"] in FINAL
+    return {
+        "id": record["message_id"], "call_id": record["message_id"], "parent_call_id": None,
+        "api_no": record["api_no"], "caller_no": record["caller_no"],
+        "start_time": record["created_on"],
+        "end_time": record["updated_on"] if final else None,
+        "app_id": record["app_id"], "subaccount_id": record["subaccount_id"], "type": "sms",
+        "direction": record["direction"], "hangup_end": None, "duration": 0,
+        "status": record["status"], "error": record["error"],
+        "error_code": record["error_code"], "detection": None, "connect_time_billed": 0,
+        "connect_time_sec": 0,
+        "origin_api": "Dials_SMS" if record["direction"] == "outbound" else "CallFlows",
+        "text_message": record["text_message"], "config": record.get("config"), "sip": {},
+        "charge": record.get("charge") or {"total": 0.0},
+        "service": "programmable_messaging", "lrn": None,
+    }
+
+
 def num_parts(text: str) -> int:
     size = GSM7_PART if all(c in _GSM7 for c in text) else UCS2_PART
     return max(1, math.ceil(len(text) / size))

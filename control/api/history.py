@@ -12,6 +12,8 @@ from control.api.errors import ApiError
 from control.api.query import choice_param, datetime_param, int_param, list_param, phone_param
 from control.api.routing import RouteTable, Schema, query
 from control.calls import iso, utcnow
+from control.messagestore import MessageFilter
+from control.messaging import message_log
 from control.storage import log_cursor, parse_log_cursor
 
 routes = RouteTable("History")
@@ -101,6 +103,19 @@ def _directions(request: web.Request) -> list[str] | None:
     return sorted(chosen)
 
 
+async def sms_logs(request: web.Request, begin: datetime, end: datetime,
+                   directions: list[str] | None, caller_no: str | None, api_no: str | None,
+                   after: str | None) -> tuple[list[dict[str, Any]], bool]:
+    """type=sms: the messages (control.messaging), as logs."""
+    messaging = context(request).messaging
+    assert messaging is not None
+    direction = directions[0] if directions and len(directions) == 1 else None
+    flt = MessageFilter(begin, end, caller_no=caller_no, api_no=api_no, direction=direction)
+    records, truncated = await messaging.store.list(
+        flt, MAX_LOGS, parse_log_cursor(after) if after else None)
+    return [message_log(r) for r in records], truncated
+
+
 @routes.route(
     "GET",
     "/History/Logs/Calls",
@@ -133,10 +148,13 @@ async def list_call_logs(request: web.Request) -> web.Response:
             logs, truncated = await inventory.store.trunk_call_logs(
                 trunk_id, begin, end, directions, MAX_LOGS, connect_time=connect_time,
                 caller_no=caller_no, api_no=api_no, after=after)
-    elif kind == "voice":  # voxswitch keeps no SMS logs yet
+    elif kind == "voice":
         logs, truncated = await context(request).storage.list_call_logs(
             begin, end, directions, connect_time, caller_no, api_no, MAX_LOGS, after
         )
+    elif context(request).messaging is not None and not connect_time:  # never connected
+        logs, truncated = await sms_logs(request, begin, end, directions, caller_no, api_no,
+                                         after)
     next_uri = None
     if truncated:
         url = request.rel_url.update_query(

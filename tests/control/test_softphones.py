@@ -173,3 +173,17 @@ async def test_message_store_filters(storage: Storage) -> None:
     await store.opt_out(0, "+2", t0)
     assert await store.opted_out(0, "+2") and not await store.opted_out(1, "+2")
     assert await store.opt_in(0, "+2") and not await store.opt_in(0, "+2")
+
+
+async def test_message_store_pages_after_a_cursor(storage: Storage) -> None:
+    from datetime import UTC, datetime, timedelta
+    store = MessageStore(storage)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(3):
+        await store.save({"message_id": f"SMI:{i}", "direction": "inbound",
+                          "status": "received"}, t0 + timedelta(seconds=i // 2))
+    span = MessageFilter(t0, t0 + timedelta(hours=1))
+    first, more = await store.list(span, 2)
+    assert more and [r["message_id"] for r in first] == ["SMI:0", "SMI:1"]
+    rest, more = await store.list(span, 2, (int(t0.timestamp() * 1000), "SMI:1"))
+    assert not more and [r["message_id"] for r in rest] == ["SMI:2"]

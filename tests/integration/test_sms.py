@@ -170,6 +170,18 @@ async def test_rest_send_status_webhooks_and_dials_sms(
         async with http.get("/v1/Messages", params={
                 "end_date": "2019-03-04T18:43:24.341Z"}) as resp:
             assert (await resp.json())["messages"] == []
+        # the call logs of type sms are the messages
+        async with http.get("/v1/History/Logs/Calls", params={"type": "sms"}) as resp:
+            logs = (await resp.json())["logs"]
+        assert [(g["type"], g["text_message"], g["status"], g["service"]) for g in logs] == [
+            ("sms", "sample message", "delivered", "programmable_messaging"),
+            ("sms", "Hello World", "delivered", "programmable_messaging")]
+        assert logs[0]["call_id"] == sent["message_id"] and logs[0]["end_time"]
+        async with http.get("/v1/History/Logs/Calls", params={
+                "type": "sms", "direction": "inbound"}) as resp:
+            assert (await resp.json())["logs"] == []
+        async with http.get("/v1/History/Logs/Calls") as resp:
+            assert (await resp.json())["logs"] == []  # voice by default: no calls here
 
 
 async def test_far_end_refusal_and_no_answer(
