@@ -12,8 +12,8 @@ the compiled receive set itself (`media.udpio`):
 engine's receive set, timed: epoll, `recvfrom` and the whole receive path per packet,
 socket included, for ``fast`` (the compiled set taking the common packet in C),
 ``callback`` (the compiled set handing every packet to `Channel._on_rtp` and the Python
-jitter buffer and statistics, as before the fast path) and ``python`` (the Python receive set, the fallback), each the median of
-``--drains`` drains.
+jitter buffer and statistics, as before the fast path) and ``python`` (the Python
+receive set, the fallback), each the median of ``--drains`` drains.
 Packets are fed in order; each repetition uses a fresh SSRC so the stream restarts cleanly.
 ``per_s_at_1000_calls_pct_core`` scales the cost to 1000 calls sending at their ptime.
 

@@ -210,7 +210,8 @@ cdef object _address(char *sa, socklen_t sa_len):
 # new SSRC, RFC 4733 events, RTCP-mux, other payload types or lengths, latching) still
 # goes to the channel's callback.
 
-from cpython.dict cimport PyDict_SetItem
+from cpython.dict cimport PyDict_Next, PyDict_SetItem
+from cpython.object cimport PyObject
 from libc.stdlib cimport malloc, free
 
 cdef extern from "<time.h>" nogil:
@@ -242,8 +243,9 @@ cdef inline double _now() noexcept:
 cdef class JitterBuffer:
     """`media.jitter.JitterBuffer` in C (same arguments, behaviour and counters).
 
-    The frames are at most `capacity` + 1 (ext, payload) pairs in two small arrays;
-    every lookup is a scan of them, which at ten entries is cheaper than any hashing.
+    The frames are at most `capacity` + 1 (ext, payload) pairs in two small arrays, a
+    pair in slot ext % (capacity + 1) when that is free (so an in-order stream is found
+    at the first look), else in any free one; a lookup that misses scans them all.
     """
 
     cdef public int depth
@@ -324,7 +326,11 @@ cdef class JitterBuffer:
         self._count = 0
 
     cdef inline int _find(self, long long ext):
-        cdef int i
+        # Where `ext` is (-1: a free slot), or -1. A key goes to slot ext % slots when
+        # that is free, so in-order streams are found at the first look.
+        cdef int i = <int>(ext % self._slots) if ext >= 0 else 0
+        if self._keys[i] == ext:
+            return i
         for i in range(self._slots):
             if self._keys[i] == ext:
                 return i
@@ -333,7 +339,9 @@ cdef class JitterBuffer:
     cdef void _put(self, long long ext, object payload):
         cdef int i = self._find(ext)
         if i < 0:
-            i = self._find(-1)
+            i = <int>(ext % self._slots)
+            if self._keys[i] != -1:
+                i = self._find(-1)
             self._count += 1
         self._keys[i] = ext
         self._vals[i] = payload
@@ -608,3 +616,34 @@ cdef class RtpStream:
                                                                self.frame_bytes))
         PyDict_SetItem(self._active, self._key, self._jb)
         return True
+
+
+def gather(dict rx, list frames, bint detecting):
+    """`media.udpio.py_gather` in C: pop one frame from each buffer in `rx`."""
+    cdef Py_ssize_t pos = 0
+    cdef PyObject *key
+    cdef PyObject *value
+    cdef list idle = None
+    cdef list rows = None
+    cdef Py_ssize_t slot
+    cdef object frame
+    while PyDict_Next(rx, &pos, &key, &value):
+        channel = <object>key
+        jb = <object>value
+        if type(jb) is JitterBuffer:
+            frame = (<JitterBuffer>jb).pop()
+        else:
+            frame = jb.pop()
+        slot = channel._slot
+        if frame is None:
+            frame = channel._silence_in
+            if jb.idle:
+                if idle is None:
+                    idle = []
+                idle.append(channel)
+        elif detecting and channel._detect_inband:
+            if rows is None:
+                rows = []
+            rows.append(slot)
+        frames[slot] = frame
+    return idle, rows

@@ -23,13 +23,14 @@ numpy call covers every channel. A tick (`tick(now)`) does, across all channels:
    DTMF has its datagram replaced by this tick's telephone-event packet (same SSRC and
    sequence space; the event's own timestamp).
 
-Python work per channel per tick is one jitter-buffer pop (only while receiving), one
-bytes slice per playing channel and one slice plus `sendto` per sending channel;
-everything else is a handful of numpy calls per tick. Inbound,
-every channel's RTP socket is in one receive set whose descriptor the event loop
-watches: the loop wakes once for any number of ready sockets and the set hands each
-datagram to its channel (`Channel._on_rtp`), and each tick drains it once more first,
-so what arrived a moment ago is in this tick. (A datagram endpoint per channel would
+Python work per channel per tick is one bytes slice per playing channel and one slice
+plus `sendto` per sending channel; the jitter-buffer pops of the receiving channels are
+one compiled call (`media.udpio.gather`), and everything else is a handful of numpy
+calls per tick. Inbound, every channel's RTP socket is in one receive set whose
+descriptor the event loop watches: the loop wakes once for any number of ready sockets,
+the set takes each channel's common packet itself (into its jitter buffer, in C) and
+hands the rest to the channel (`Channel._on_rtp`), and each tick drains it once more
+first, so what arrived a moment ago is in this tick. (A datagram endpoint per channel would
 cost an event-loop callback per packet: most of a core at a thousand legs.) RTCP, a
 packet every few seconds, keeps a datagram endpoint per channel. The clock (`_run`) keeps absolute
 deadlines on the loop's clock (`time.monotonic`): a tick that starts late is counted, and
@@ -202,6 +203,7 @@ class MediaEngine:
         # Every channel's RTP socket in one receive set, read when the loop finds it
         # readable and once more before each tick (`media.udpio`).
         self._receiver = udpio.RtpSockets()
+        self._pop_frames = udpio.gather  # the tick's jitter-buffer pops, of the same kernel
         self._reader_loop: asyncio.AbstractEventLoop | None = None
         # Channels whose jitter buffer needs a pop each tick, and the playback each
         # playing channel reads from (dicts: ordered, O(1) removal, no per-tick lookups).
@@ -456,18 +458,10 @@ class MediaEngine:
         detect_rows: list[int] = []
         if decoded:
             frames = self._in_frames
-            idle = []
-            detecting = bool(self._inband)
-            for channel, jb in rx.items():
-                frame = jb.pop()
-                if frame is None:
-                    frame = channel._silence_in
-                    if jb.idle:
-                        idle.append(channel)
-                elif detecting and channel._detect_inband:
-                    detect_rows.append(channel._slot)
-                frames[channel._slot] = frame
-            for channel in idle:
+            idle, detected = self._pop_frames(rx, frames, bool(self._inband))
+            if detected is not None:
+                detect_rows = detected
+            for channel in idle or ():
                 del rx[channel]
             codes = np.frombuffer(b"".join(frames), dtype=np.uint8).reshape(n, self.samples)
             for pt, rows in self._codec_groups:

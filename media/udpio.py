@@ -116,11 +116,38 @@ class PyRtpSockets:
         self._epoll.close()
 
 
+def py_gather(
+    rx: dict[Any, Any], frames: list[Any], detecting: bool
+) -> tuple[list[Any] | None, list[int] | None]:
+    """The tick's pops: one frame from each jitter buffer in `rx` (channel -> buffer) into
+    `frames[channel._slot]`, the channel's silence when the buffer has none. Returns the
+    channels whose buffers went idle (for the engine to stop popping) and, with
+    `detecting`, the slots of channels that detect in-band DTMF and got a frame (each
+    None when empty)."""
+    idle: list[Any] | None = None
+    rows: list[int] | None = None
+    for channel, jb in rx.items():
+        frame = jb.pop()
+        if frame is None:
+            frame = channel._silence_in
+            if jb.idle:
+                if idle is None:
+                    idle = []
+                idle.append(channel)
+        elif detecting and channel._detect_inband:
+            if rows is None:
+                rows = []
+            rows.append(channel._slot)
+        frames[channel._slot] = frame
+    return idle, rows
+
+
 try:
     from ._udpio import JitterBuffer as _CJitterBuffer
     from ._udpio import ReceptionStats as _CReceptionStats
     from ._udpio import RtpSockets as _CRtpSockets
     from ._udpio import RtpStream as _CRtpStream
+    from ._udpio import gather as _c_gather
 except ImportError as exc:  # no C compiler at install time
     _compiled_error: str | None = str(exc)
     KERNEL = "python"
@@ -128,6 +155,7 @@ except ImportError as exc:  # no C compiler at install time
     RtpStream: Any = None
     JitterBuffer: Any = PyJitterBuffer
     ReceptionStats: Any = PyReceptionStats
+    gather: Any = py_gather
 else:
     _compiled_error = None
     KERNEL = "c"
@@ -135,3 +163,4 @@ else:
     RtpStream = _CRtpStream
     JitterBuffer = _CJitterBuffer
     ReceptionStats = _CReceptionStats
+    gather = _c_gather

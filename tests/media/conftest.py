@@ -36,6 +36,7 @@ def rtp_kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.setattr(udpio, "RtpStream", None)
         monkeypatch.setattr(udpio, "JitterBuffer", jitter.JitterBuffer)
         monkeypatch.setattr(udpio, "ReceptionStats", rtcp.ReceptionStats)
+        monkeypatch.setattr(udpio, "gather", udpio.py_gather)
     yield request.param
 
 

@@ -248,6 +248,7 @@ async def engine_on(kernel: str, monkeypatch: pytest.MonkeyPatch) -> MediaEngine
             patch.setattr(udpio, "RtpStream", None)
             patch.setattr(udpio, "JitterBuffer", jitter.JitterBuffer)
             patch.setattr(udpio, "ReceptionStats", rtcp.ReceptionStats)
+            patch.setattr(udpio, "gather", udpio.py_gather)
         engine = MediaEngine(port_range=(0, 0))
         channel = await engine.open_channel()
         channel.configure(remote=("127.0.0.1", 9), payload_type=g711.PCMU,
@@ -296,6 +297,8 @@ async def test_the_compiled_fast_path_receives_as_the_python_path_does(
         pytest.fail(f"the compiled RTP I/O is not built ({udpio._compiled_error}): run make")
     engines = [await engine_on("c", monkeypatch), await engine_on("python", monkeypatch)]
     assert engines[0].channels[0]._fast is not None and engines[1].channels[0]._fast is None
+    assert engines[0]._pop_frames is not udpio.py_gather
+    assert engines[1]._pop_frames is udpio.py_gather
     rng = random.Random(seed)
     try:
         for tick, step in enumerate(_streams.plan(seed, ticks=250)):
@@ -321,3 +324,46 @@ async def test_the_compiled_fast_path_receives_as_the_python_path_does(
     finally:
         for engine in engines:
             await engine.stop()
+
+
+class FakeChannel:
+    """What the tick's pops read of a channel."""
+
+    def __init__(self, slot: int, detect: bool) -> None:
+        self._slot = slot
+        self._silence_in = bytes([slot]) * 160
+        self._detect_inband = detect
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_compiled_pops_match_the_python_ones(seed: int) -> None:
+    # Buffers in every state (buffering, playing, lost, idle), of both kinds in one dict
+    # (the compiled pops take either), with and without in-band detection.
+    if udpio.KERNEL != "c":
+        pytest.fail(f"the compiled RTP I/O is not built ({udpio._compiled_error}): run make")
+    from media import _udpio
+
+    rng = random.Random(seed)
+    n = 12
+    plans = [_streams.plan(seed * 100 + i, ticks=120) for i in range(n)]
+    kinds = [rng.choice([_udpio.JitterBuffer, jitter.JitterBuffer]) for _ in range(n)]
+    detects = [rng.random() < 0.5 for _ in range(n)]
+    sides = []
+    for _ in range(2):
+        channels = [FakeChannel(i, detect) for i, detect in enumerate(detects)]
+        sides.append((channels, [kind() for kind in kinds], {}, [b""] * n))
+    for tick in range(120):
+        detecting = tick % 3 != 0
+        out = []
+        for (channels, jbs, rx, frames), pops in zip(sides, (_udpio.gather, udpio.py_gather),
+                                                     strict=True):
+            for i, (channel, jb) in enumerate(zip(channels, jbs, strict=True)):
+                for seq, ts, ssrc, _, k in plans[i][tick]:
+                    jb.push(seq, ts, ssrc, _streams.payload(k))
+                    rx[channel] = jb
+            idle, rows = pops(rx, frames, detecting)
+            for channel in idle or ():
+                del rx[channel]
+            out.append(([c._slot for c in idle or ()], rows, list(frames),
+                        [c._slot for c in rx]))
+        assert out[0] == out[1], f"tick {tick}"
