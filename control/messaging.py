@@ -13,8 +13,9 @@ status webhook (when one was given) at each step:
                       → opt-out                the far end sent STOP earlier
 
 Where a message goes is `route`: a registered softphone of the destination (see
-`control.softphones`), else `trunk_route` (a hook for the trunks: None until they route
-messages), else what a call to the destination would use (`control.dialing.route_for`:
+`control.softphones`), else `trunk_route` (the trunks' hook: a number of ours assigned to
+`Trunks/{id}` goes to that trunk's inbound destination, see `TrunkCalls.message_route`),
+else what a call to the destination would use (`control.dialing.route_for`:
 SIP URIs directly, numbers through `[outbound] proxy`).
 
 Inbound (`receive`, called by the SIP stack for each MESSAGE): the request is answered at
@@ -68,8 +69,8 @@ _GSM7 = frozenset(
 
 SendMessage = Callable[..., Awaitable[tuple[int, str]]]
 ConfigLookup = Callable[[str], Awaitable[CallFlowConfig | None]]
-# (api_no, destination) -> the trunk route for a message, or None (trunks: not yet)
-TrunkRoute = Callable[[str, str], Route | None]
+# (api_no, destination) -> the trunk route for a message, or None when no trunk takes it
+TrunkRoute = Callable[[str, str], Awaitable[Route | None]]
 
 
 class MessageRefused(ValueError):
@@ -156,13 +157,13 @@ class MessagingService:
 
     # ---- outbound --------------------------------------------------------------------
 
-    def route(self, api_no: str, destination: str) -> Route:
+    async def route(self, api_no: str, destination: str) -> Route:
         """Where a message to `destination` goes; DialError (NoRoute) when nowhere."""
         found = self.softphones.locate(destination)
         if found is not None:
             return found
         if self.trunk_route is not None:
-            found = self.trunk_route(api_no, destination)
+            found = await self.trunk_route(api_no, destination)
             if found is not None:
                 return found
         return route_for(destination, self.settings)
@@ -171,7 +172,7 @@ class MessagingService:
         """Store `message` as accepted and start delivering it; its record."""
         check_text(message.text, "text_message")
         try:
-            self.route(message.api_no, message.caller_no)
+            await self.route(message.api_no, message.caller_no)
         except NoRoute:
             pass  # fails in delivery, with its status and webhook
         except DialError as exc:
@@ -216,7 +217,7 @@ class MessagingService:
                                   "after it sends START")
             return
         try:
-            route = self.route(m.api_no, m.caller_no)
+            route = await self.route(m.api_no, m.caller_no)
         except DialError as exc:
             code = 480 if "not registered" in exc.message else 404
             await self._set(record, created, m, "failed", code, exc.message)

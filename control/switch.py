@@ -78,6 +78,7 @@ class Switch:
         # trunks and the number inventory: INVITEs for them are routed before call flows
         self.inventory = InventoryService(self.storage, settings.numbers_pool)
         self.trunk_calls = TrunkCalls(self, self.dialer, self.inventory)
+        self.messaging.trunk_route = self.trunk_calls.message_route  # MESSAGE to a trunk's no
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._http: aiohttp.ClientSession | None = None

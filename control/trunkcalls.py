@@ -21,6 +21,9 @@ inbound.failover — another trunk, a number (its assignment, else the outbound 
 SIP URI, or the API (CallFlows runs the number's call flow, ParkingLot parks) — and,
 with none left, refuses the caller with the far end's status. Busy is not failed over.
 A trunk recording `pre_connect` records the whole call from the first ring.
+
+Messages: `message_route` is the messaging service's `trunk_route` hook; an outbound
+MESSAGE to a number assigned to `Trunks/{id}` goes to that trunk's inbound.destination.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from control.callflow.loop import CallFlowLoop
 from control.calls import Call, CallStatus, Direction, new_call_id
-from control.dialing import DialError, DialRequest
+from control.dialing import DialError, DialRequest, Route
 from control.flowconfig import CallFlowConfig
 from control.inbound import InboundSession
 from control.inventory import CALL_FLOWS, PARKING_LOT, Assignment, InventoryService
@@ -99,6 +102,24 @@ class TrunkCalls:
             return False  # as for any number: its configuration, else the Default
         await self._run(sip, await self.target_for(assignment), None)
         return True
+
+    async def message_route(self, api_no: str, destination: str) -> Route | None:
+        """Where a MESSAGE to `destination` goes when it is a number of ours assigned to
+        `Trunks/{id}`: that trunk's inbound destination, as a call to it would (None for
+        any other number, and for an inactive or missing trunk: the message then takes
+        the outbound proxy, as before)."""
+        assignment = await self.inventory.assignment(destination)
+        trunk_id = assignment.trunk_id if assignment is not None else None
+        if assignment is None or trunk_id is None:
+            return None
+        trunk = await self.inventory.store.get_trunk(trunk_id)
+        inbound = (trunk or {}).get("inbound") or {}
+        if trunk is None or trunk.get("status") != "active" or not inbound.get("destination"):
+            return None
+        uri = destination_uri(inbound["destination"], assignment.no)
+        log.info("trunk.message_route", extra={"trunk_id": trunk_id, "number": assignment.no,
+                                               "target": uri, "api_no": api_no})
+        return Route(uri, None, None)
 
     async def target_for(self, assignment: Assignment) -> Target:
         trunk_id = assignment.trunk_id
@@ -390,6 +411,7 @@ class ForwardSession(InboundSession):
         self.loop.ctx.switchboard = self.switch.switchboard
         self.loop.ctx.recordings = self.switch.recordings
         self.loop.ctx.detection = self.switch.detection
+        self.loop.ctx.messaging = getattr(self.switch, "messaging", None)
         log.info("call.flow", extra={"call_id": self.call.id, "number": number,
                                      "callback": config.callback.url})
         await self._run_flow()

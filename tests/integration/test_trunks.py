@@ -291,3 +291,37 @@ async def test_a_trunk_without_a_domain_takes_its_addresses_but_leaves_our_numbe
     assert len(callback_app.of_type("init_call")) == 1  # the other call went out
     logs = (await api(sw, "GET", f"/v1/Trunks/{trunk['trunk_id']}/Logs/Calls"))["logs"]
     assert sorted(log["api_no"] for log in logs) == ["+17145550100", "1000"]
+
+
+async def test_messages_to_a_trunk_number_reach_the_trunks_destination(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner,
+) -> None:
+    """POST /Messages, and the SMS action of a flow a trunk call runs (its ctx.messaging),
+    send their MESSAGE to the inbound trunk the number is assigned to."""
+    ours = "+19495550101"
+    callback_app.set_script(lambda req: Reply.actions([
+        {"type": "SMS", "params": {"message": "from the flow", "no": NUMBER}},
+        {"type": "HANGUP"}]) if req.type == "init_call" else Reply(json={}))
+    async with sipp_runner.uas("uas_message.xml", calls=2) as pbx:
+        sw = await switch(default_callback=callback_app.url)
+        trunk_id = await inbound_trunk(sw, f"127.0.0.1:{pbx.port}")
+        await assign(sw, f"Trunks/{trunk_id}")
+        async with rest(sw) as http, http.post("/v1/Messages", json={
+                "api_no": ours, "caller_no": NUMBER, "text_message": "over REST"}) as resp:
+            assert resp.status == 200, await resp.text()
+            sent = await resp.json()
+        await outbound_trunk(sw, "127.0.0.0/8")
+        await assign(sw, "CallFlows", ours)
+        call = await sipp_runner.run("uac_trunk_wait_bye.xml", sw.sip_udp, service=ours,
+                                     params={"RURI_HOST": DOMAIN}, timeout=15)
+        uas = await pbx.finish(timeout=10)
+    call.assert_ok()
+    assert uas.logged("ruri") == [f"sip:{NUMBER}@127.0.0.1:{pbx.port}"] * 2, uas.describe()
+    assert sorted(b.rstrip() for b in uas.logged("body")) == ["from the flow", "over REST"]
+    for _ in range(50):  # its status follows the 200 at once
+        async with rest(sw) as http, http.get(f"/v1/Messages/{sent['message_id']}") as resp:
+            if (status := (await resp.json())["status"]) == "delivered":
+                break
+        await asyncio.sleep(0.1)
+    assert status == "delivered"
+    assert not sw.logged("this switch sends no messages")
