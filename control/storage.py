@@ -140,6 +140,16 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
         "CREATE INDEX trunk_calls_trunk ON trunk_calls (trunk_id, start_time)",
     ),
+    # 6: Application Sub Accounts (control/subaccountstore.py owns their queries)
+    (
+        """CREATE TABLE subaccounts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,  -- from 1: 0 is the main account
+            status TEXT NOT NULL,             -- active, inactive; deleted (kept: 404802)
+            created_on TEXT NOT NULL,
+            updated_on TEXT NOT NULL,
+            data TEXT NOT NULL                -- name, notes, port_out_pin, service_address
+        )""",
+    ),
 ]
 
 RECORDING_COLUMNS = ("id", "call_id", "name", "grp", "app_id", "subaccount_id", "caller_no",
@@ -266,6 +276,10 @@ class Storage:
         """What an inbound call to `number` uses: its own configuration or the Default."""
         return await self.get_config(number) or await self.get_config(None)
 
+    def forget_configs(self) -> None:
+        """Drop the cached configurations (after a store changed the table itself)."""
+        self._configs.clear()
+
     async def put_config(self, cfg: CallFlowConfig) -> None:
         row = cfg.to_row()
         self._configs.pop(row["number"], None)
@@ -297,7 +311,9 @@ class Storage:
 
         The Default is left out unless asked for: the spec lists it under its own path.
         """
-        where = "" if include_default else "WHERE number != ''"
+        # a sub-account's configurations (control/subaccountstore.py) are not the main's
+        where = "WHERE number NOT GLOB 'sa[0-9]*:*'"
+        where += "" if include_default else " AND number != ''"
 
         def work() -> tuple[list[sqlite3.Row], int]:
             db = self._db()

@@ -12,6 +12,7 @@ import hmac
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -29,6 +30,7 @@ from control.api import (
     queues,
     recordings,
     registrar,
+    subaccounts,
     trunks,
 )
 from control.api.context import CONTEXT, ApiContext
@@ -53,8 +55,15 @@ RESOURCES: tuple[RouteTable, ...] = (
     registrar.routes,
     phonenumbers.routes,
     trunks.routes,
+    subaccounts.routes,
     openapi.routes,
 )
+
+# Not below /SubAccounts/{id}: the sub-accounts themselves and the document.
+UNPREFIXED: tuple[RouteTable, ...] = (subaccounts.routes, openapi.routes)
+# Application-wide (the registrar's SIP users, the recording bucket): below the prefix
+# they answer 404002 rather than let one sub-account change what every account uses.
+APPLICATION_LEVEL: tuple[RouteTable, ...] = (registrar.routes, integrations.routes)
 
 API_KEY_HEADER = "X-API-Key"
 
@@ -73,8 +82,29 @@ def build_api(ctx: ApiContext, extra: Iterable[RouteTable] = ()) -> web.Applicat
             seen.add(key)
             app.router.add_route(route.method, route.path, route.handler)
             routes.append(route)
+    for table in (*RESOURCES, *extra):
+        if table in UNPREFIXED:
+            continue
+        for route in table.routes:
+            path = subaccounts.PREFIX + route.path
+            scoped = replace(route, path=path, scoped=True,
+                             params=(subaccounts.PREFIX_PARAM, *route.params))
+            if table in APPLICATION_LEVEL:
+                scoped = replace(scoped, handler=_application_level(route.handler),
+                                 summary="Application-level: 404002 below a Sub Account")
+            app.router.add_route(scoped.method, path, scoped.handler)
+            routes.append(scoped)
     app[ROUTES] = routes
     return app
+
+
+def _application_level(handler: Handler) -> Handler:
+    async def not_below_a_subaccount(request: web.Request) -> web.StreamResponse:
+        """The application's own: a Sub Account has none (404002)."""
+        raise ApiError.not_supported()
+
+    not_below_a_subaccount.__name__ = handler.__name__
+    return not_below_a_subaccount
 
 
 def _authenticate(request: web.Request) -> None:
@@ -116,6 +146,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     try:
         try:
             _authenticate(request)
+            await subaccounts.resolve(request)
             response = await handler(request)
         except ApiError as exc:
             response = _error_response(request, exc)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from control.calls import CallRegistry
+from control.calls import Call, CallRegistry
 from control.conferences import ConferenceService
 from control.queues import QueueService
 from control.recordings import RecordingService
@@ -47,5 +48,51 @@ class ApiContext:
 CONTEXT = web.AppKey("voxswitch_api_context", ApiContext)
 
 
+# the Sub Account of the request's /SubAccounts/{subaccount_id} prefix; absent: 0, the main
+SUBACCOUNT = web.RequestKey("voxswitch_subaccount_id", int)
+_SCOPED = web.RequestKey("voxswitch_scoped_context", ApiContext)
+
+
+class ScopedRegistry(CallRegistry):
+    """The calls of one sub-account (0: the main account's) of a registry, and no other's:
+    another account's call id is as unknown as one that never existed."""
+
+    def __init__(self, inner: CallRegistry, subaccount_id: int) -> None:
+        self._inner = inner
+        self.subaccount_id = subaccount_id
+
+    def _mine(self, call: Call | None) -> Call | None:
+        return call if call is not None and call.subaccount_id == self.subaccount_id else None
+
+    def add(self, call: Call) -> None:
+        self._inner.add(call)
+
+    def ended(self, call: Call) -> None:
+        self._inner.ended(call)
+
+    def get(self, call_id: str) -> Call | None:
+        return self._mine(self._inner.get(call_id))
+
+    def get_live(self, call_id: str) -> Call | None:
+        return self._mine(self._inner.get_live(call_id))
+
+    def live(self) -> Iterable[Call]:
+        return [c for c in self._inner.live() if c.subaccount_id == self.subaccount_id]
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.live())
+
+
+def subaccount(request: web.Request) -> int:
+    """The Sub Account the request acts as: its prefix's id, or 0 (the main account)."""
+    return request.get(SUBACCOUNT, 0)
+
+
 def context(request: web.Request) -> ApiContext:
-    return request.config_dict[CONTEXT]
+    """The services as the request's account sees them (its own calls only)."""
+    scoped = request.get(_SCOPED)
+    if scoped is None:
+        base = request.config_dict[CONTEXT]
+        scoped = replace(base, registry=ScopedRegistry(base.registry, subaccount(request)))
+        request[_SCOPED] = scoped
+    return scoped

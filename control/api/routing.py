@@ -59,10 +59,12 @@ class Route:
     body_required: bool = False
     # status → response schema, or None for "no body" (204)
     responses: dict[int, Schema | None] = field(default_factory=dict)
+    # registered below /SubAccounts/{subaccount_id} (a copy of an unprefixed route)
+    scoped: bool = False
 
     @property
     def operation_id(self) -> str:
-        return self.handler.__name__
+        return self.handler.__name__ + ("_subaccount" if self.scoped else "")
 
     def all_params(self) -> list[Param]:
         """Declared parameters plus any path parameter the path names but none declares."""
