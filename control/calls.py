@@ -164,6 +164,8 @@ class Call:
     last_queue_poll_connect_call: dict[str, str] | None = None
     # every stay in a call queue, once it left: {name, queued_on, wait_s, reason}
     queue_visits: list[dict[str, Any]] = field(default_factory=list)
+    # the log's service: sip_trunking for the calls a trunk carries (control.trunkcalls)
+    service: str = "programmable_voice"
     # run once, synchronously, when the call ends (queues take a hung-up call out)
     on_ended: list[Callable[[Call], None]] = field(default_factory=list, repr=False)
     # monotonic clock readings for durations that do not jump with the wall clock
@@ -265,11 +267,14 @@ class Call:
             "connected_time": self.connected_ms(),
             "session_data": self.session_data,
             "origin_api": "CallFlows",
+            "text_message": None,  # for type sms (control.messaging.message_log)
             "config": self.config,
             "sip": {"call_id": self.sip_call_id, "response_code": self.sip_response_code},
             "charge": {"total": 0.0},
-            "service": "programmable_voice",
+            "service": self.service,
             "lrn": None,
+            "created_on": iso(self.start_time),  # View Call Log's
+            "updated_on": iso(self.end_time or self.start_time),
             "queues": list(self.queue_visits),  # voxswitch: its stays in call queues
             "recordings": list(self.recordings),  # voxswitch: {name, id} as in callbacks
         }

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from control.storage import Storage, parse_log_cursor
+from control.storage import SERVICE_OF, Storage, parse_log_cursor
 
 NUMBER_SORTS = {"updated_on": "updated_on", "created_on": "created_on", "no": "no",
                 "status": "status", "assigned_to": "assigned_to"}
@@ -229,8 +229,9 @@ class InventoryStore:
     async def trunk_call_logs(self, trunk_id: str, begin: datetime, end: datetime,
                               directions: list[str] | None, limit: int, *,
                               connect_time: int | None = None, caller_no: str | None = None,
-                              api_no: str | None = None,
-                              after: str | None = None) -> tuple[list[dict[str, Any]], bool]:
+                              api_no: str | None = None, after: str | None = None,
+                              service: str | None = None
+                              ) -> tuple[list[dict[str, Any]], bool]:
         """The logs of the calls `trunk_id` carried that started in [begin, end), with
         History/Logs/Calls' filters; `after` is a `log_cursor()`."""
         where = ["t.trunk_id = ?", "l.start_time >= ?", "l.start_time < ?"]
@@ -245,6 +246,9 @@ class InventoryStore:
         if connect_time is not None:
             where.append("l.connect_time_sec >= ?")
             args.append(connect_time)
+        if service is not None:
+            where.append(SERVICE_OF.replace("record", "l.record") + " = ?")
+            args.append(service)
         if after is not None:
             where.append("(l.start_time, l.call_id) > (?, ?)")
             args.extend(parse_log_cursor(after))

@@ -178,6 +178,10 @@ def _parse_time(value: Any) -> datetime:
     return datetime.fromisoformat(value)
 
 
+# a call log's service, from its record (logs saved before it was kept say nothing: voice)
+SERVICE_OF = "coalesce(json_extract(record, '$.service'), 'programmable_voice')"
+
+
 def log_cursor(record: dict[str, Any]) -> str:
     """An opaque position just after `record`, for `list_call_logs(after=...)`."""
     return f"{_to_ms(_parse_time(record['start_time']))}:{_call_id_of(record)}"
@@ -380,11 +384,13 @@ class Storage:
         api_no: str | None = None,
         limit: int = 1000,
         after: str | None = None,
+        service: str | None = None,
     ) -> tuple[list[dict[str, Any]], bool]:
         """Logs that started in [begin, end), oldest first, and whether more matched.
 
         `connect_time` is the minimum `connect_time_sec`; `after` is a `log_cursor()`
-        of the last record of a previous block, to fetch the next one.
+        of the last record of a previous block, to fetch the next one; `service` the
+        record's (programmable_voice, sip_trunking).
         """
         where = ["start_time >= ?", "start_time < ?"]
         args: list[Any] = [_to_ms(begin), _to_ms(end)]
@@ -399,6 +405,9 @@ class Storage:
         if connect_time is not None:
             where.append("connect_time_sec >= ?")
             args.append(connect_time)
+        if service is not None:
+            where.append(f"{SERVICE_OF} = ?")
+            args.append(service)
         if after is not None:
             where.append("(start_time, call_id) > (?, ?)")
             args.extend(parse_log_cursor(after))

@@ -238,6 +238,7 @@ class ForwardSession(InboundSession):
                                   else "Service Unavailable")
             return False
         self._held.append(trunk["trunk_id"])
+        self.call.service = "sip_trunking"  # its log, and its forwarded legs' (_forward)
         if recorded(trunk):
             await self._record()
         return True
@@ -333,6 +334,7 @@ class ForwardSession(InboundSession):
             log.info("trunk.no_route", extra={"call_id": self.call.id, "to": to,
                                               "error": str(exc)})
             return Outcome(False, CallStatus.FAILED, 404)
+        leg.call.service = self.call.service
         answered = asyncio.Event()
         leg.on_answered.append(lambda _: answered.set())
         if post_dial_delay:

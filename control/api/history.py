@@ -22,6 +22,8 @@ MAX_LOGS = 1000
 DEFAULT_SPAN = timedelta(hours=1)
 DIRECTIONS = ("inbound", "outbound")
 TYPES = ("voice", "sms")
+# the spec's services of voice logs; type=sms logs are programmable_messaging's
+SERVICES = ("programmable_voice", "sip_trunking", "programmable_messaging")
 # the opaque position of a truncated listing, carried by next_block_uri
 CURSOR_PARAM = "after"
 
@@ -58,6 +60,9 @@ CALL_LOG_SCHEMA: Schema = {
         "config": {"type": ["object", "null"]},
         "sip": {"type": "object"},
         "charge": {"type": "object"},
+        "text_message": {"type": ["string", "null"]},
+        "created_on": {"type": "string", "format": "date-time"},
+        "updated_on": {"type": "string", "format": "date-time"},
     },
 }
 LIST_SCHEMA: Schema = {
@@ -77,6 +82,7 @@ LIST_PARAMS = (
     query("direction", {"type": "string"}, "inbound, outbound, or both (inbound|outbound)."),
     query("connect_time", {"type": "integer", "minimum": 0}, "Minimum connected seconds."),
     query("type", {"enum": list(TYPES), "default": "voice"}),
+    query("service", {"enum": list(SERVICES)}, "The service that produced the log; all."),
     query("caller_no", {"type": "string"}, "The far end's number."),
     query("api_no", {"type": "string"}, "voxswitch's number."),
     query(CURSOR_PARAM, {"type": "string"}, "Position from next_block_uri; leave it as is."),
@@ -128,8 +134,12 @@ async def list_call_logs(request: web.Request) -> web.Response:
     1,000 match, `next_block_uri` repeats the query from just after the last one."""
     begin, end = date_range(request)
     directions = _directions(request)
-    connect_time = int_param(request, "connect_time", None, lo=0)
+    # the spec's example request spells it connectTime
+    connect_time = int_param(request, "connect_time" if "connect_time" in request.query
+                             or "connectTime" not in request.query else "connectTime",
+                             None, lo=0)
     kind = choice_param(request, "type", TYPES, "voice")
+    service = choice_param(request, "service", SERVICES, None)
     caller_no = phone_param(request, "caller_no")
     api_no = phone_param(request, "api_no")
     after = request.query.get(CURSOR_PARAM) or None
@@ -147,12 +157,14 @@ async def list_call_logs(request: web.Request) -> web.Response:
         if inventory is not None:
             logs, truncated = await inventory.store.trunk_call_logs(
                 trunk_id, begin, end, directions, MAX_LOGS, connect_time=connect_time,
-                caller_no=caller_no, api_no=api_no, after=after)
+                caller_no=caller_no, api_no=api_no, after=after, service=service)
     elif kind == "voice":
         logs, truncated = await context(request).storage.list_call_logs(
-            begin, end, directions, connect_time, caller_no, api_no, MAX_LOGS, after
+            begin, end, directions, connect_time, caller_no, api_no, MAX_LOGS, after,
+            service=service,
         )
-    elif context(request).messaging is not None and not connect_time:  # never connected
+    elif context(request).messaging is not None and not connect_time \
+            and service in (None, "programmable_messaging"):  # never connected
         logs, truncated = await sms_logs(request, begin, end, directions, caller_no, api_no,
                                          after)
     next_uri = None
