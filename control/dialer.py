@@ -46,7 +46,7 @@ class Dialer:
         config = None
         if flow:
             config = await self._switch.config_for(req.override_callback_config
-                                                   or req.caller_id_no)
+                                                   or req.caller_id_no, req.subaccount_id)
         call = self.new_call(req)
         if config is not None:
             call.custom_data = config.custom_data

@@ -67,11 +67,17 @@ class InventoryStore:
 
     async def list_numbers(self, assigned_to: str | None, statuses: Iterable[str] | None,
                            sort_by: str, descending: bool, offset: int, limit: int,
-                           match: Any = None) -> tuple[list[dict[str, Any]], int]:
+                           match: Any = None, subaccount_id: int | None = None
+                           ) -> tuple[list[dict[str, Any]], int]:
         """Numbers assigned to `assigned_to` (None: any assignment) with one of
         `statuses` (None: all but released), sorted, one page, and how many matched;
-        `match` (a predicate over the number) filters before paging."""
-        where, args = [], []  # type: ignore[var-annotated]
+        `match` (a predicate over the number) filters before paging; `subaccount_id`:
+        of that account only."""
+        where: list[str] = []
+        args: list[Any] = []
+        if subaccount_id is not None:
+            where.append("subaccount_id = ?")
+            args.append(subaccount_id)
         if assigned_to is not None:
             where.append("assigned_to = ?")
             args.append(assigned_to)
@@ -128,8 +134,10 @@ class InventoryStore:
         return await self.storage.run(q, transaction=True)
 
     async def move(self, numbers: list[str], assigned_to: str, subaccount_id: int | None,
-                   now: str) -> set[str]:
-        """Reassign the held ones of `numbers` (and their sub account); those moved."""
+                   now: str, owner: int | None = None) -> set[str]:
+        """Reassign the held ones of `numbers` (and their sub account); those moved.
+        `owner`: only the numbers of that account."""
+        held_by = "" if owner is None else f" AND subaccount_id = {int(owner)}"
         def q(db: sqlite3.Connection) -> set[str]:
             moved = set()
             for no in numbers:
@@ -139,19 +147,23 @@ class InventoryStore:
                     sets += ["subaccount_id = ?", "created_on = ?", "usage = 0"]
                     args += [subaccount_id, now]
                 cur = db.execute(f"UPDATE phone_numbers SET {', '.join(sets)} WHERE no = ? "
-                                 "AND status != 'released'", (*args, no))
+                                 f"AND status != 'released'{held_by}", (*args, no))
                 if cur.rowcount:
                     moved.add(no)
             return moved
         return await self.storage.run(q, transaction=True)
 
-    async def release(self, numbers: list[str], assigned_to: str, now: str) -> int:
-        """Release those of `numbers` assigned to `assigned_to`; how many were."""
+    async def release(self, numbers: list[str], assigned_to: str, now: str,
+                      subaccount_id: int | None = None) -> int:
+        """Release those of `numbers` assigned to `assigned_to` (and held by
+        `subaccount_id`, when given); how many were."""
+        held_by = "" if subaccount_id is None else f" AND subaccount_id = {int(subaccount_id)}"
+
         def q(db: sqlite3.Connection) -> int:
             marks = ", ".join("?" * len(numbers))
             cur = db.execute(f"UPDATE phone_numbers SET status = 'released', assigned_to = "
-                             f"NULL, updated_on = ? WHERE assigned_to = ? AND no IN ({marks})",
-                             (now, assigned_to, *numbers))
+                             f"NULL, updated_on = ? WHERE assigned_to = ? AND no IN ({marks})"
+                             f"{held_by}", (now, assigned_to, *numbers))
             return cur.rowcount
         return await self.storage.run(q, transaction=True)
 

@@ -33,6 +33,7 @@ class MessageFilter:
     status: str | None = None
     external_id: str | None = None
     external_group_id: str | None = None
+    subaccount_id: int | None = None  # the account's messages (None: every account's)
 
 
 def to_ms(ts: datetime) -> int:
@@ -75,7 +76,7 @@ class MessageStore:
             where.append("(created_on > ? OR (created_on = ? AND message_id > ?))")
             args += [after[0], after[0], after[1]]
         for name in ("caller_no", "api_no", "direction", "status", "external_id",
-                     "external_group_id"):
+                     "external_group_id", "subaccount_id"):
             value = getattr(f, name)
             if value is not None:
                 where.append(f"{name} = ?")

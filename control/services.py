@@ -65,5 +65,5 @@ class SwitchServices(Protocol):
     def find_session(self, call_id: str) -> FlowSession | None:
         """The live call's session, or None."""
 
-    async def config_for(self, api_no: str) -> CallFlowConfig:
-        """The call flow configuration a number runs."""
+    async def config_for(self, api_no: str, subaccount_id: int = 0) -> CallFlowConfig:
+        """The call flow configuration a number runs (in that Sub Account)."""

@@ -385,6 +385,7 @@ class Storage:
         limit: int = 1000,
         after: str | None = None,
         service: str | None = None,
+        subaccount_id: int | None = None,
     ) -> tuple[list[dict[str, Any]], bool]:
         """Logs that started in [begin, end), oldest first, and whether more matched.
 
@@ -408,6 +409,9 @@ class Storage:
         if service is not None:
             where.append(f"{SERVICE_OF} = ?")
             args.append(service)
+        if subaccount_id is not None:  # the record's (logs without one: the main's)
+            where.append("coalesce(json_extract(record, '$.subaccount_id'), 0) = ?")
+            args.append(subaccount_id)
         if after is not None:
             where.append("(start_time, call_id) > (?, ?)")
             args.extend(parse_log_cursor(after))
@@ -489,9 +493,10 @@ class Storage:
         caller_no: str | None = None,
         direction: str | None = None,
         limit: int = 1000,
+        subaccount_id: int | None = None,
     ) -> tuple[list[dict[str, Any]], bool]:
         """Recordings that started in [begin, end), oldest first, and whether more
-        matched than `limit`."""
+        matched than `limit` (`subaccount_id`: of that account only)."""
         where: list[str] = ["status != 'unsaved'"]
         args: list[Any] = []
         if begin is not None:
@@ -501,7 +506,7 @@ class Storage:
             where.append("start_time < ?")
             args.append(_to_ms(end))
         for column, value in (("call_id", call_id), ("grp", group), ("caller_no", caller_no),
-                              ("direction", direction)):
+                              ("direction", direction), ("subaccount_id", subaccount_id)):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)

@@ -29,6 +29,7 @@ from control.session import CallSession
 from control.settings import Settings
 from control.softphones import Softphones
 from control.storage import Storage
+from control.subaccountstore import config_key
 from control.switchboard import SwitchboardService
 from control.trunkcalls import TrunkCalls
 from media.audio import AudioLoader
@@ -188,8 +189,10 @@ class Switch:
         ruri = invite.ruri
         api_no = ruri.user or ""
         caller = invite.from_.uri
-        config = await self.config_for(api_no)
+        subaccount_id = await self._subaccount_of(api_no)
+        config = await self.config_for(api_no, subaccount_id)
         call = Call(
+            subaccount_id=subaccount_id,
             id=new_call_id(self.settings.node_id),
             direction=Direction.INBOUND,
             caller_no=caller.user or caller.host,
@@ -234,8 +237,22 @@ class Switch:
                 return session
         return None
 
-    async def config_for(self, api_no: str) -> CallFlowConfig:
-        """The number's own configuration, else the Default, else the built-in demo."""
+    async def _subaccount_of(self, api_no: str) -> int:
+        """The Sub Account the called number is provisioned in (0: the main account's)."""
+        for candidate in _number_variants(api_no):
+            row = await self.inventory.store.get_number(candidate)
+            if row is not None and row["status"] != "released":
+                return int(row["subaccount_id"] or 0)
+        return 0
+
+    async def config_for(self, api_no: str, subaccount_id: int = 0) -> CallFlowConfig:
+        """The number's own configuration, else the Default, else the built-in demo; a
+        Sub Account's own (its number's, its Default) come first."""
+        if subaccount_id:
+            for key in [*_number_variants(api_no), None]:
+                cfg = await self.storage.get_config(config_key(subaccount_id, key))
+                if cfg is not None:
+                    return cfg
         for candidate in _number_variants(api_no):
             cfg = await self.storage.get_config(candidate)
             if cfg is not None:

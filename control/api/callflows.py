@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
 from control.api import pagination
-from control.api.context import context
+from control.api.context import context, subaccount
 from control.api.errors import ApiError
 from control.api.query import json_body
 from control.api.routing import Param, RouteTable, Schema
@@ -17,6 +18,7 @@ from control.flowconfig import (
     CallFlowConfig,
     normalize_number,
 )
+from control.subaccountstore import SubAccountStore, config_key, unscoped_number
 
 routes = RouteTable("CallFlows")
 
@@ -80,24 +82,31 @@ def _number(request: web.Request) -> str:
     return normalize_number(request.match_info["phone_number"])
 
 
+def _view(cfg: CallFlowConfig) -> dict[str, Any]:
+    """The configuration as the API shows it: a sub-account's key is its bare number."""
+    return replace(cfg, number=unscoped_number(cfg.number)).to_api()
+
+
 async def _put(request: web.Request, number: str | None) -> web.Response:
     body = await json_body(request)
     storage = context(request).storage
-    existing = await storage.get_config(number)
-    cfg = CallFlowConfig.from_request(body, number, existing)
+    key = config_key(subaccount(request), number)
+    existing = await storage.get_config(key)
+    cfg = CallFlowConfig.from_request(body, key, existing)
     await storage.put_config(cfg)
-    return web.json_response(cfg.to_api())
+    return web.json_response(_view(cfg))
 
 
 async def _get(request: web.Request, number: str | None) -> web.Response:
-    cfg = await context(request).storage.get_config(number)
+    cfg = await context(request).storage.get_config(config_key(subaccount(request), number))
     if cfg is None:
         raise ApiError.config_not_found(number)
-    return web.json_response(cfg.to_api())
+    return web.json_response(_view(cfg))
 
 
 async def _delete(request: web.Request, number: str | None) -> web.Response:
-    if not await context(request).storage.delete_config(number):
+    key = config_key(subaccount(request), number)
+    if not await context(request).storage.delete_config(key):
         raise ApiError.config_not_found(number)
     return web.Response(status=204)
 
@@ -143,9 +152,14 @@ async def delete_default_config(request: web.Request) -> web.Response:
 )
 async def list_number_configs(request: web.Request) -> web.Response:
     page = pagination.page_of(request)
-    configs, total = await context(request).storage.list_configs(page.number, page.size)
+    storage, sub = context(request).storage, subaccount(request)
+    if sub:
+        configs, total = await SubAccountStore(storage).list_configs(sub, page.offset,
+                                                                     page.size)
+    else:
+        configs, total = await storage.list_configs(page.number, page.size)
     return web.json_response(
-        {"callbacks": [cfg.to_api() for cfg in configs], "pagination": page.body(total)}
+        {"callbacks": [_view(cfg) for cfg in configs], "pagination": page.body(total)}
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from control.api.context import context
+from control.api.context import context, subaccount
 from control.api.errors import ApiError, ErrorPreset
 from control.api.liveactions import MESSAGE_SCHEMA, message_items
 from control.api.query import json_body
@@ -130,7 +130,7 @@ def participant_not_found(what: str) -> ApiError:
 
 
 def _scope(request: web.Request) -> Scope:
-    return (context(request).app_id, 0)
+    return (context(request).app_id, subaccount(request))
 
 
 def _service(request: web.Request) -> ConferenceService | None:

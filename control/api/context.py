@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -86,6 +86,12 @@ class ScopedRegistry(CallRegistry):
 def subaccount(request: web.Request) -> int:
     """The Sub Account the request acts as: its prefix's id, or 0 (the main account)."""
     return request.get(SUBACCOUNT, 0)
+
+
+def owns(request: web.Request, item: Mapping[str, Any]) -> bool:
+    """Whether a stored object (its `subaccount_id`; None or 0: the main account's) is the
+    request's account's."""
+    return (item.get("subaccount_id") or 0) == subaccount(request)
 
 
 def context(request: web.Request) -> ApiContext:

@@ -10,11 +10,12 @@ that flow's callback.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
-from control.api.context import context
+from control.api.context import context, subaccount
 from control.api.errors import ApiError
 from control.api.messages import destination, messaging_of, send_checked
 from control.api.query import json_body
@@ -85,7 +86,7 @@ def dial_request_of(body: Any) -> Any:
 )
 async def connect(request: web.Request) -> web.Response:
     ctx = context(request)
-    req = dial_request_of(await json_body(request))
+    req = replace(dial_request_of(await json_body(request)), subaccount_id=subaccount(request))
     if ctx.switchboard is None:
         raise ApiError.not_supported()
     try:
@@ -135,7 +136,7 @@ async def dial_sms(request: web.Request) -> web.Response:
     outbound = OutboundMessage(caller_no=destination(call.get("no"), "call.no"),
                                api_no=destination(call.get("caller_id_no"),
                                                   "call.caller_id_no"),
-                               text=message)
+                               text=message, subaccount_id=subaccount(request))
     record = await send_checked(service, outbound, "call.no")
     return web.json_response({"call": {"id": record["message_id"], "no": record["caller_no"],
                                        "caller_id_no": record["api_no"]}}, status=201)

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from control.api.context import context
+from control.api.context import context, owns, subaccount
 from control.api.errors import ApiError
 from control.api.query import choice_param, datetime_param, int_param, list_param, phone_param
 from control.api.routing import RouteTable, Schema, query
@@ -116,7 +116,8 @@ async def sms_logs(request: web.Request, begin: datetime, end: datetime,
     messaging = context(request).messaging
     assert messaging is not None
     direction = directions[0] if directions and len(directions) == 1 else None
-    flt = MessageFilter(begin, end, caller_no=caller_no, api_no=api_no, direction=direction)
+    flt = MessageFilter(begin, end, caller_no=caller_no, api_no=api_no, direction=direction,
+                        subaccount_id=subaccount(request))
     records, truncated = await messaging.store.list(
         flt, MAX_LOGS, parse_log_cursor(after) if after else None)
     return [message_log(r) for r in records], truncated
@@ -154,14 +155,15 @@ async def list_call_logs(request: web.Request) -> web.Response:
     trunk_id = request.query.get("trunk_id") or None
     inventory = context(request).inventory
     if kind == "voice" and trunk_id is not None:  # without trunks, none carried any
-        if inventory is not None:
+        trunk = await inventory.store.get_trunk(trunk_id) if inventory is not None else None
+        if inventory is not None and trunk is not None and owns(request, trunk):
             logs, truncated = await inventory.store.trunk_call_logs(
                 trunk_id, begin, end, directions, MAX_LOGS, connect_time=connect_time,
                 caller_no=caller_no, api_no=api_no, after=after, service=service)
     elif kind == "voice":
         logs, truncated = await context(request).storage.list_call_logs(
             begin, end, directions, connect_time, caller_no, api_no, MAX_LOGS, after,
-            service=service,
+            service=service, subaccount_id=subaccount(request),
         )
     elif context(request).messaging is not None and not connect_time \
             and service in (None, "programmable_messaging"):  # never connected
@@ -198,6 +200,6 @@ async def get_call_log(request: web.Request) -> web.Response:
     """A missing log answers 404404, the spec's code for an unknown call ID."""
     call_id = request.match_info["call_id"]
     record = await context(request).storage.get_call_log(call_id)
-    if record is None:
+    if record is None or not owns(request, record):  # another account's: never existed
         raise ApiError.live_call_not_found(call_id)
     return web.json_response(record)

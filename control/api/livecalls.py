@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from control.api.context import context
+from control.api.context import context, subaccount
 from control.api.errors import ApiError
 from control.api.query import (
     choice_param,
@@ -206,7 +206,7 @@ async def get_live_call(request: web.Request) -> web.Response:
     if call is not None:
         return web.json_response(call.live_view())
     record = await ctx.storage.get_call_log(call_id)
-    if record is None:
+    if record is None or (record.get("subaccount_id") or 0) != subaccount(request):
         raise ApiError.live_call_not_found(call_id)
     return web.json_response(log_to_live_view(record))
 

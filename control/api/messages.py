@@ -18,11 +18,12 @@ Choices where the spec is silent:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
-from control.api.context import context
+from control.api.context import context, subaccount
 from control.api.errors import ApiError, ErrorPreset
 from control.api.history import date_range
 from control.api.query import choice_param, fix_plus, json_body
@@ -179,7 +180,7 @@ async def send_message(request: web.Request) -> web.Response:
     """Answers at once with the message accepted; status webhooks follow (queued,
     sending, then delivered, sent, undelivered, failed or opt-out)."""
     service = messaging_of(request)
-    message = parse_send(await json_body(request))
+    message = replace(parse_send(await json_body(request)), subaccount_id=subaccount(request))
     record = await send_checked(service, message)
     keys = ("api_no", "caller_no", "text_message", "external_id", "external_group_id",
             "time_to_live", "message_id", "status", "uri", "status_webhook")
@@ -201,7 +202,8 @@ async def list_messages(request: web.Request) -> web.Response:
     flt = MessageFilter(
         begin, end, direction=choice_param(request, "direction", ("inbound", "outbound"),
                                            None),
-        status=choice_param(request, "status", STATUSES, None), **numbers, **texts)
+        status=choice_param(request, "status", STATUSES, None), **numbers, **texts,
+        subaccount_id=subaccount(request))
     records, truncated = await service.store.list(flt, MAX_MESSAGES)
     for record in records:
         record.pop("sip_forwarded_for", None)
@@ -215,6 +217,6 @@ async def get_message(request: web.Request) -> web.Response:
     """Inbound messages carry the number's configuration; outbound ones their webhook."""
     message_id = request.match_info["message_id"]
     record = await messaging_of(request).get(message_id)
-    if record is None:
+    if record is None or (record.get("subaccount_id") or 0) != subaccount(request):
         raise ApiError.from_preset(MESSAGE_NOT_FOUND, help=f"No message {message_id!r}.")
     return web.json_response(record)

@@ -15,10 +15,11 @@ from aiohttp import web
 
 from control import numbers
 from control.api import pagination
-from control.api.context import context
+from control.api.context import context, owns, subaccount
 from control.api.errors import ApiError, ErrorPreset
 from control.api.query import choice_param, int_param, json_body, list_param
 from control.api.routing import Param, RouteTable, Schema, query
+from control.api.subaccounts import existing as existing_subaccount
 from control.inventory import (
     CALL_FLOWS,
     PARKING_LOT,
@@ -165,7 +166,7 @@ async def _assigned_to(request: web.Request, service: InventoryService,
     if trunk_id is None:
         return segment or CALL_FLOWS
     trunk = await service.store.get_trunk(trunk_id)
-    if trunk is None:
+    if trunk is None or not owns(request, trunk):
         raise ApiError.from_preset(_TRUNK_NOT_FOUND, help=f"No SIP Trunk {trunk_id!r}.")
     if trunk["direction"] != "inbound":
         raise ApiError.validation("assigned_to", f"trunk {trunk_id} is outbound; numbers are "
@@ -227,7 +228,7 @@ async def _list(request: web.Request, assigned_to: str | None) -> web.Response:
     page = pagination.page_of(request)
     rows, total = await inventory(request).store.list_numbers(
         assigned_to, [status] if status else None, sort_by, order == "desc", page.offset,
-        page.size, q.matcher())
+        page.size, q.matcher(), subaccount_id=subaccount(request))
     return web.json_response({"phone_numbers": [number_json(r) for r in rows],
                               "pagination": page.body(total)})
 
@@ -274,7 +275,7 @@ for _segment, _path, _params in ((CALL_FLOWS, "/PhoneNumbers/CallFlows", ()),
 async def get_number(request: web.Request) -> web.Response:
     no = _path_number(request)
     row = await inventory(request).store.get_number(no)
-    if row is None or row["status"] == "released":
+    if row is None or row["status"] == "released" or not owns(request, row):
         raise _error(NOT_HELD, help=f"{no} does not exist in your application.")
     return web.json_response(number_json(row))
 
@@ -302,7 +303,8 @@ async def _provision(request: web.Request, segment: str) -> web.Response:
                      message=f"Phone number not found: {', '.join(missing)}")
     try:
         async with service.exclusive():
-            rows = await service.store.provision(wanted, assigned_to, service.now(), 0, {})
+            rows = await service.store.provision(wanted, assigned_to, service.now(),
+                                                 subaccount(request), {})
     except Busy:
         raise _error(CONCURRENT) from None
     except Conflict as exc:
@@ -318,7 +320,8 @@ async def _release(request: web.Request, segment: str) -> web.Response:
     assigned_to = await _assigned_to(request, service, segment)
     try:
         async with service.exclusive():
-            count = await service.store.release(wanted, assigned_to, service.now())
+            count = await service.store.release(wanted, assigned_to, service.now(),
+                                                subaccount_id=subaccount(request))
     except Busy:
         raise _error(CONCURRENT) from None
     if count == 0:
@@ -347,9 +350,12 @@ async def _move(request: web.Request, segment: str) -> web.Response:
                             or not str(sub).isdigit()):
         raise ApiError.validation("subaccount_id", "must be a Sub Account ID (an integer)")
     target = 0 if app_id is not None else (int(sub) if sub is not None else None)
+    if target:  # the Sub Account moved to must exist (404801, 404802)
+        await existing_subaccount(request, str(target))
     try:
         async with service.exclusive():
-            moved = await service.store.move(wanted, assigned_to, target, service.now())
+            moved = await service.store.move(wanted, assigned_to, target, service.now(),
+                                             owner=subaccount(request))
     except Busy:
         raise _error(CONCURRENT) from None
     out: list[dict[str, Any]] = []
@@ -400,7 +406,11 @@ async def update_number(request: web.Request) -> web.Response:
             raise ApiError.validation(name, "must be alphanumeric, at most 10 characters "
                                       "(null removes it; an empty string does not)")
         changes[name] = value
-    row = await inventory(request).store.update_number(no, changes, InventoryService.now())
+    held = await inventory(request).store.get_number(no)
+    row = None
+    if held is not None and owns(request, held):
+        row = await inventory(request).store.update_number(no, changes,
+                                                           InventoryService.now())
     if row is None:
         raise _error(NOT_HELD, help=f"{no} does not exist in your application.")
     return web.json_response(number_json(row))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from control.api.context import context
+from control.api.context import context, subaccount
 from control.api.errors import ApiError
 from control.api.routing import RouteTable, Schema
 from control.queues import (
@@ -90,7 +90,7 @@ def _target(request: web.Request) -> tuple[QueueService, Scope, str]:
     name = valid_name(request.match_info["queue_name"])
     if service is None or name is None:
         raise ApiError.queue_not_found()
-    return service, (context(request).app_id, 0), name
+    return service, (context(request).app_id, subaccount(request)), name
 
 
 def _queue(request: web.Request) -> Queue:
@@ -105,7 +105,7 @@ def _queue(request: web.Request) -> Queue:
               responses={200: LIST_SCHEMA})
 async def list_queues(request: web.Request) -> web.Response:
     service = context(request).queues
-    found = service.queues((context(request).app_id, 0)) if service else []
+    found = service.queues((context(request).app_id, subaccount(request))) if service else []
     return web.json_response({"queues": [q.view() for q in found]})
 
 

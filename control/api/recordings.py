@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from control.api.context import context
+from control.api.context import context, subaccount
 from control.api.errors import ApiError
 from control.api.history import date_range
 from control.api.liveactions import MESSAGE_SCHEMA, body_object, live_control, message_items
@@ -174,12 +174,15 @@ async def list_recordings(request: web.Request) -> web.Response:
     ctx = context(request)
     service = _service(request)
     begin, end = date_range(request)
-    subaccount = int_param(request, "subaccount_id", None, lo=0)
+    wanted = int_param(request, "subaccount_id", None, lo=0)
     app_id = request.query.get("app_id") or None
-    if (app_id is not None and app_id != ctx.app_id) or subaccount not in (None, 0):
-        return _listing([], False)  # one application, no sub accounts yet
+    # the main account may ask for a sub-account's; a sub-account sees only its own
+    own = subaccount(request)
+    if (app_id is not None and app_id != ctx.app_id) or (own and wanted not in (None, own)):
+        return _listing([], False)
     rows, truncated = await service.storage.list_recordings(
         begin, end,
+        subaccount_id=own if wanted is None else wanted,
         call_id=request.query.get("call_id") or None,
         group=request.query.get("group") or None,
         caller_no=phone_param(request, "call_no"),
@@ -199,15 +202,18 @@ async def call_recordings(request: web.Request) -> web.Response:
     service = _service(request)
     key = request.match_info["call_id"]
     if "@" not in key:
-        return web.json_response(recording_json(await _row(service, key)))
-    rows, truncated = await service.storage.list_recordings(call_id=key,
-                                                            limit=MAX_RECORDINGS)
+        return web.json_response(recording_json(await _row(request, service, key)))
+    rows, truncated = await service.storage.list_recordings(
+        call_id=key, limit=MAX_RECORDINGS, subaccount_id=subaccount(request))
     return _listing(rows, truncated)
 
 
-async def _row(service: RecordingService, recording_id: str) -> dict[str, Any]:
+async def _row(request: web.Request, service: RecordingService,
+               recording_id: str) -> dict[str, Any]:
     row = await service.storage.get_recording(recording_id)
     if row is None or row["status"] == UNSAVED:  # a message not saved yet
+        raise ApiError.recording_not_found(recording_id)
+    if row["subaccount_id"] != subaccount(request):  # another account's: never existed
         raise ApiError.recording_not_found(recording_id)
     return row
 
@@ -224,7 +230,7 @@ async def download_recording(request: web.Request) -> web.StreamResponse:
     spec = FORMATS.get(fmt)
     if spec is None:
         raise ApiError.validation("format", f"must be one of {', '.join(FORMATS)}")
-    row = await _row(service, request.match_info["id"])
+    row = await _row(request, service, request.match_info["id"])
     if row["status"] == "recording":
         raise ApiError.validation("id", "is still recording: download it once it has stopped")
     if row["status"] != "completed":
@@ -267,6 +273,9 @@ def _bucket_failed(recording_id: str, what: str, exc: ObjectStoreError) -> ApiEr
 )
 async def delete_recording(request: web.Request) -> web.Response:
     recording_id = request.match_info["id"]
+    row = await _service(request).storage.get_recording(recording_id)
+    if row is not None and row["subaccount_id"] != subaccount(request):
+        raise ApiError.recording_not_found(recording_id)
     try:
         deleted = await _service(request).delete(recording_id)
     except ObjectStoreError as exc:

@@ -96,7 +96,7 @@ def _parse_id(raw: str) -> int | None:
     return int(raw) if raw.isdigit() and len(raw) < 19 else None
 
 
-async def _existing(request: web.Request, raw: str) -> SubAccountRow:
+async def existing(request: web.Request, raw: str) -> SubAccountRow:
     """The sub-account `raw` names; 404801 when it never existed, 404802 when deleted."""
     sub_id = _parse_id(raw)
     row = await _store(request).get(sub_id) if sub_id else None
@@ -111,7 +111,7 @@ async def resolve(request: web.Request) -> None:
     """Check a `/SubAccounts/{subaccount_id}` prefix and remember its id in the request."""
     raw = request.match_info.get("subaccount_id")
     if raw is not None:
-        request[SUBACCOUNT] = (await _existing(request, raw)).id
+        request[SUBACCOUNT] = (await existing(request, raw)).id
 
 
 def _text(body: dict[str, Any], name: str, required: bool = False) -> str | None:
@@ -195,13 +195,13 @@ async def list_subaccounts(request: web.Request) -> web.Response:
 @routes.route("GET", "/SubAccounts/{id}", summary="View Sub Account detail", params=(ID,),
               responses={200: SUBACCOUNT_SCHEMA})
 async def get_subaccount(request: web.Request) -> web.Response:
-    return web.json_response(_view(request, await _existing(request, request.match_info["id"])))
+    return web.json_response(_view(request, await existing(request, request.match_info["id"])))
 
 
 @routes.route("PUT", "/SubAccounts/{id}", summary="Update a Sub Account", params=(ID,),
               body=UPDATE_BODY, body_required=True, responses={201: SUBACCOUNT_SCHEMA})
 async def update_subaccount(request: web.Request) -> web.Response:
-    row = await _existing(request, request.match_info["id"])
+    row = await existing(request, request.match_info["id"])
     body = await json_body(request)
     # what the body leaves out is kept (name is required, so it always changes)
     data = {**row.data, **{k: v for k, v in _fields(body, update=True).items() if k in body}}
@@ -215,7 +215,7 @@ async def update_subaccount(request: web.Request) -> web.Response:
               responses={204: None})
 async def delete_subaccount(request: web.Request) -> web.Response:
     """403803 once the Sub Account has had numbers, calls, messages or recordings."""
-    row = await _existing(request, request.match_info["id"])
+    row = await existing(request, request.match_info["id"])
     store = _store(request)
     if await store.has_usage(row.id):
         raise ApiError.from_preset(CANNOT_DELETE)

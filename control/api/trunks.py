@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from control.api.context import context
+from control.api.context import context, owns, subaccount
 from control.api.errors import ApiError
 from control.api.history import MAX_LOGS, date_range
 from control.api.phonenumbers import _TRUNK_NOT_FOUND, TRUNK_ID, inventory
@@ -70,7 +70,7 @@ LIST_SCHEMA: Schema = {"type": "object", "properties": {
 async def _trunk(request: web.Request) -> dict[str, Any]:
     trunk_id = request.match_info["trunk_id"]
     trunk = await inventory(request).store.get_trunk(trunk_id)
-    if trunk is None:
+    if trunk is None or not owns(request, trunk):  # another account's: never existed
         raise ApiError.from_preset(_TRUNK_NOT_FOUND, help=f"No SIP Trunk {trunk_id!r}: the "
                                    "ID is wrong, or the trunk was deleted.")
     return trunk
@@ -81,7 +81,7 @@ async def _check_failover(request: web.Request, trunk: dict[str, Any]) -> None:
     if fo.get("source") != "trunk_id":
         return
     other = await inventory(request).store.get_trunk(fo["value"])
-    if other is None or other["direction"] != "inbound":
+    if other is None or other["direction"] != "inbound" or not owns(request, other):
         raise ApiError.validation("inbound.failover.value",
                                   f"no inbound SIP Trunk {fo['value']!r}")
 
@@ -95,14 +95,16 @@ async def _save(request: web.Request, trunk: dict[str, Any]) -> None:
 
 @routes.route("GET", "/Trunks", summary="List SIP Trunks", responses={200: LIST_SCHEMA})
 async def list_trunks(request: web.Request) -> web.Response:
-    return web.json_response({"trunks": await inventory(request).store.list_trunks()})
+    trunks = await inventory(request).store.list_trunks()
+    return web.json_response({"trunks": [t for t in trunks if owns(request, t)]})
 
 
 @routes.route("POST", "/Trunks", summary="Create a SIP Trunk", body=CREATE_BODY,
               body_required=True, responses={201: TRUNK_SCHEMA})
 async def create_trunk(request: web.Request) -> web.Response:
     trunk = build_trunk(await json_body(request), None, trunk_id=new_trunk_id(),
-                        now=InventoryService.now(), app_id=context(request).app_id)
+                        now=InventoryService.now(), app_id=context(request).app_id,
+                        subaccount_id=subaccount(request))
     await _save(request, trunk)
     return web.json_response(trunk, status=201)
 

@@ -168,18 +168,26 @@ async def test_release_update_and_view_errors(client: Client, auth: dict[str, st
 async def test_move_reassigns_and_reports_unknown_numbers(client: Client,
                                                           auth: dict[str, str]) -> None:
     await client.post("/v1/PhoneNumbers/CallFlows", json=body("+19495550001"), headers=auth)
+    await error(await client.put("/v1/PhoneNumbers/Move/ParkingLot",
+                                 json={"subaccount_id": 12345, **body("+19495550001")},
+                                 headers=auth), 404, 404801)  # no such Sub Account
+    made = await client.post("/v1/SubAccounts", json={"name": "A"}, headers=auth)
+    sub = (await made.json())["id"]
     resp = await client.put("/v1/PhoneNumbers/Move/ParkingLot",
-                            json={"subaccount_id": 12345,
+                            json={"subaccount_id": sub,
                                   **body("+19495550001", "+19495550002")}, headers=auth)
     assert resp.status == 200, await resp.text()
     assert await resp.json() == [
         {"no": "+19495550001", "formatted": "(949) 555-0001"},
         {"no": "+19495550002", "formatted": "(949) 555-0002",
          "error": "+19495550002 does not exist in your application"}]
-    view = await (await client.get("/v1/PhoneNumbers/%2B19495550001", headers=auth)).json()
-    assert (view["assigned_to"], view["subaccount_id"]) == ("ParkingLot", 12345)
-    back = await client.put("/v1/PhoneNumbers/Move", json={"app_id": "someone-else",
-                                                           **body("+19495550001")},
+    # the Sub Account's now: the main account no longer sees it
+    await error(await client.get("/v1/PhoneNumbers/%2B19495550001", headers=auth), 404, 404214)
+    view = await (await client.get(f"/v1/SubAccounts/{sub}/PhoneNumbers/%2B19495550001",
+                                   headers=auth)).json()
+    assert (view["assigned_to"], view["subaccount_id"]) == ("ParkingLot", sub)
+    back = await client.put(f"/v1/SubAccounts/{sub}/PhoneNumbers/Move",
+                            json={"app_id": "someone-else", **body("+19495550001")},
                             headers=auth)
     await error(back, 400, 400001)
 
