@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from control.api import pagination
-from control.api.context import SUBACCOUNT, context
+from control.api.context import CONTEXT, SUBACCOUNT, context
 from control.api.errors import ApiError, ErrorPreset
 from control.api.query import choice_param, json_body
 from control.api.routing import Param, RouteTable, Schema, query
@@ -89,7 +89,8 @@ ID = Param("id", "path", {"type": "integer", "minimum": 1}, "ID of the sub accou
 
 
 def _store(request: web.Request) -> SubAccountStore:
-    return SubAccountStore(context(request).storage)
+    # not context(): it is scoped by the very prefix `resolve` is about to check
+    return SubAccountStore(request.config_dict[CONTEXT].storage)
 
 
 def _parse_id(raw: str) -> int | None:
