@@ -96,9 +96,11 @@ def owns(request: web.Request, item: Mapping[str, Any]) -> bool:
 
 def context(request: web.Request) -> ApiContext:
     """The services as the request's account sees them (its own calls only)."""
+    sub = subaccount(request)
     scoped = request.get(_SCOPED)
-    if scoped is None:
+    # built again if the prefix was read after (the registry remembers whose it is)
+    if scoped is None or getattr(scoped.registry, "subaccount_id", None) != sub:
         base = request.config_dict[CONTEXT]
-        scoped = replace(base, registry=ScopedRegistry(base.registry, subaccount(request)))
+        scoped = replace(base, registry=ScopedRegistry(base.registry, sub))
         request[_SCOPED] = scoped
     return scoped
