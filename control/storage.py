@@ -150,6 +150,19 @@ MIGRATIONS: list[tuple[str, ...]] = [
             data TEXT NOT NULL                -- name, notes, port_out_pin, service_address
         )""",
     ),
+    # 7: Caller IDs (control/callerids.py owns their queries)
+    (
+        """CREATE TABLE caller_ids (
+            no TEXT NOT NULL,                 -- E.164
+            subaccount_id INTEGER NOT NULL,   -- 0: the application's own
+            status TEXT NOT NULL,             -- verified, unverified, blocked
+            usage INTEGER NOT NULL DEFAULT 0,
+            created_on TEXT NOT NULL,
+            updated_on TEXT NOT NULL,
+            data TEXT NOT NULL,               -- description, verification, failed_calls
+            PRIMARY KEY (subaccount_id, no)
+        )""",
+    ),
 ]
 
 RECORDING_COLUMNS = ("id", "call_id", "name", "grp", "app_id", "subaccount_id", "caller_no",

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from control import demo
 from control.api import ApiContext, build_api
+from control.callerids import CallerIdService
 from control.callflow.client import CallbackClient
 from control.calls import Call, CallRegistry, Direction, new_call_id
 from control.conferences import ConferenceService
@@ -80,6 +81,7 @@ class Switch:
         self.inventory = InventoryService(self.storage, settings.numbers_pool)
         self.trunk_calls = TrunkCalls(self, self.dialer, self.inventory)
         self.messaging.trunk_route = self.trunk_calls.message_route  # MESSAGE to a trunk's no
+        self.callerids = CallerIdService(self.storage, self.dialer)  # verified by a call
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._http: aiohttp.ClientSession | None = None
@@ -124,6 +126,7 @@ class Switch:
                          queues=self.queues, recordings=self.recordings,
                          inventory=self.inventory)
         ctx.softphones, ctx.messaging = self.softphones, self.messaging
+        ctx.callerids = self.callerids
         app.add_subapp("/v1", build_api(ctx))
         demo.add_routes(app, lambda: self.http_url)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -162,6 +165,7 @@ class Switch:
         for task in tasks:
             task.cancel()
         await self.messaging.close()
+        await self.callerids.close()
         await self.stack.stop()
         await self.recordings.close()
         await self.engine.stop()

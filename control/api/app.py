@@ -17,6 +17,7 @@ from dataclasses import replace
 from aiohttp import web
 
 from control.api import (
+    callerids,
     callflows,
     conferences,
     dials,
@@ -55,6 +56,7 @@ RESOURCES: tuple[RouteTable, ...] = (
     registrar.routes,
     phonenumbers.routes,
     trunks.routes,
+    callerids.routes,
     subaccounts.routes,
     openapi.routes,
 )

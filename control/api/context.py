@@ -15,6 +15,7 @@ from control.recordings import RecordingService
 from control.storage import Storage
 
 if TYPE_CHECKING:
+    from control.callerids import CallerIdService
     from control.inventory import InventoryService
     from control.messaging import MessagingService
     from control.softphones import Softphones
@@ -43,6 +44,8 @@ class ApiContext:
     messaging: MessagingService | None = None
     # trunks and the phone number inventory (Trunks, PhoneNumbers); None: 404002
     inventory: InventoryService | None = None
+    # Caller IDs and their verification calls (CallerIDs); None: 404002
+    callerids: CallerIdService | None = None
 
 
 CONTEXT = web.AppKey("voxswitch_api_context", ApiContext)

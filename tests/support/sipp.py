@@ -271,18 +271,19 @@ class SippRunner:
                   rtp_echo: bool = True, calls: int | None = None, transport: str = "udp",
                   media_port: int | None = None, extra_args: Sequence[str] = (),
                   audio_file: Path | None = None, audio_loops: int = 1,
-                  payload_type: int = 0,
+                  payload_type: int = 0, port: int | None = None,
                   ready_timeout: float = 10.0) -> AsyncIterator[SippUas]:
         """Start a UAS scenario (built-in `uas` or a template) and stop it on exit.
 
         With `rtp_echo`, RTP sent to its media port (and port + 2) comes straight back.
         With `calls`, SIPp exits by itself after that many calls (`await uas.finish()`).
         `audio_file` (raw G.711) fills the scenario's `{{STREAM_ACTION}}`, as for `run`.
+        `port` is its SIP port (a free one when None), for a peer named before it starts.
         """
         rundir, scen_args, stem = self._prepare(scenario, params or {}, audio_file,
                                                 audio_loops, payload_type)
         files = SippFiles(rundir / stem)
-        port = free_udp_port()
+        port = port or free_udp_port()
         media_port = media_port or free_rtp_port()
         argv = [sipp_binary(), *scen_args, "-i", HOST, "-p", str(port),
                 "-t", TRANSPORTS[transport], "-mi", HOST, "-mp", str(media_port),

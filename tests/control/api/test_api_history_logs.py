@@ -68,9 +68,10 @@ async def test_every_filter_at_once(client: Client, auth: dict[str, str],
                                     storage: Storage) -> None:
     await storage.save_call_log(record("hit@1", T0, service="sip_trunking",
                                        direction="outbound", connect_time_sec=20))
-    for n, change in enumerate([{"service": "programmable_voice"}, {"direction": "inbound"},
-                                {"connect_time_sec": 5}, {"caller_no": "+15550001111"},
-                                {"api_no": "+15550002222"}]):
+    changes: list[dict[str, Any]] = [
+        {"service": "programmable_voice"}, {"direction": "inbound"}, {"connect_time_sec": 5},
+        {"caller_no": "+15550001111"}, {"api_no": "+15550002222"}]
+    for n, change in enumerate(changes):
         await storage.save_call_log(record(f"miss{n}@1", T0, **{
             "service": "sip_trunking", "direction": "outbound", "connect_time_sec": 20,
             **change}))
