@@ -109,10 +109,12 @@ class SubAccountStore:
         return await self.storage.run(q, transaction=True)
 
     async def has_usage(self, subaccount_id: int) -> bool:
-        """Whether calls, recordings, messages or numbers were ever the sub-account's."""
+        """Whether calls, recordings, messages, numbers or trunks were ever the
+        sub-account's."""
         def q(db: sqlite3.Connection) -> bool:
             for sql in (
                 "SELECT 1 FROM phone_numbers WHERE subaccount_id = ? LIMIT 1",
+                "SELECT 1 FROM trunks WHERE json_extract(data, '$.subaccount_id') = ? LIMIT 1",
                 "SELECT 1 FROM recordings WHERE subaccount_id = ? LIMIT 1",
                 "SELECT 1 FROM messages WHERE subaccount_id = ? LIMIT 1",
                 "SELECT 1 FROM call_logs WHERE json_extract(record, '$.subaccount_id') = ? "

@@ -10,6 +10,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from control.api import ApiContext
+from control.inventory import InventoryService
 from control.storage import Storage
 
 Client = TestClient[web.Request, web.Application]
@@ -157,3 +159,14 @@ async def test_sub_accounts_are_not_below_the_prefix(client: Client, auth: dict[
 async def test_prefix_needs_the_api_key(client: Client, check_error: Check) -> None:
     resp = await client.get("/v1/SubAccounts/1/LiveCalls")
     check_error(await resp.json(), 401, 401001)
+
+
+async def test_a_trunk_is_usage_too(client: Client, auth: dict[str, str], check_error: Check,
+                                    ctx: ApiContext, storage: Storage) -> None:
+    ctx.inventory = InventoryService(storage)
+    made = await create(client, auth)
+    resp = await client.post(f"/v1/SubAccounts/{made['id']}/Trunks", headers=auth, json={
+        "direction": "inbound", "inbound": {"destination": "127.0.0.1:5099"}})
+    assert resp.status == 201, await resp.text()
+    resp = await client.delete(f"/v1/SubAccounts/{made['id']}", headers=auth)
+    check_error(await resp.json(), 403, 403803)
