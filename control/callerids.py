@@ -149,6 +149,12 @@ class CallerIdStore:
                         row["subaccount_id"], row["no"]))
         await self.storage.run(q, transaction=True)
 
+    async def count_usage(self, subaccount_id: int, no: str) -> None:
+        def q(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE caller_ids SET usage = usage + 1 WHERE subaccount_id = ? "
+                       "AND no = ?", (subaccount_id, no))
+        await self.storage.run(q)
+
     async def delete(self, subaccount_id: int, no: str) -> bool:
         def q(db: sqlite3.Connection) -> bool:
             return db.execute("DELETE FROM caller_ids WHERE subaccount_id = ? AND no = ?",
@@ -202,6 +208,21 @@ class CallerIdService:
         log.info("callerid.verify", extra={"caller_id": row["no"], "verification": attempt.id,
                                            "subaccount_id": row["subaccount_id"]})
         return attempt
+
+    def count_call(self, subaccount_id: int, caller_id_no: str) -> None:
+        """A call placed from `caller_id_no` (the Dialer's): its caller ID's `usage`, if it
+        is one, counts it (in the background: dialling does not wait for the disk)."""
+        if not E164.match(caller_id_no):
+            return
+        task = asyncio.create_task(self._count(subaccount_id, caller_id_no))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _count(self, subaccount_id: int, no: str) -> None:
+        try:
+            await self.store.count_usage(subaccount_id, no)
+        except Exception:
+            log.exception("callerid.usage_failed", extra={"caller_id": no})
 
     async def close(self) -> None:
         for task in list(self._tasks):

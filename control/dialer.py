@@ -53,6 +53,9 @@ class Dialer:
             call.config = config.to_api()
         session = OutboundSession(self._switch, call, config, route, req)
         self._switch.registry.add(call)
+        callerids = getattr(self._switch, "callerids", None)  # usage of a caller ID
+        if callerids is not None:
+            callerids.count_call(req.subaccount_id, req.caller_id_no)
         log.info("call.dial", extra={"call_id": call.id, "no": req.no,
                                      "caller_id_no": req.caller_id_no, "target": route.target,
                                      "proxy": route.proxy, "parent_call_id": req.parent_call_id,

@@ -247,3 +247,17 @@ async def test_collect_pin_keys() -> None:
                        ("12", "12"), ("123456", "1234")):
         leg = Leg(True, keys, CallStatus.COMPLETED)
         assert await collect_pin(leg, 4) == want
+
+
+async def test_usage_counts_the_calls_placed_from_it(client: Client, ctx: ApiContext) -> None:
+    await call(client, "POST", status=201)
+    service = ctx.callerids
+    assert service is not None
+    for caller_id_no in (NO, NO, "+19495551212", "alice"):  # not ours: nothing counted
+        service.count_call(0, caller_id_no)
+    service.count_call(3, NO)  # another account's
+    for _ in range(100):
+        if (got := await call(client, "GET"))["usage"] == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert got["usage"] == 2
