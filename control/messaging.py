@@ -20,7 +20,9 @@ SIP URIs directly, numbers through `[outbound] proxy`).
 
 Inbound (`receive`, called by the SIP stack for each MESSAGE): the request is answered at
 once — 200 when the text is taken, 400 for an empty or undecodable body, 413 over 1600
-characters, 404 without a number — and a task stores it as `received`, applies STOP/START
+characters, 404 without a number — and a task stores it as `received`; a message for a
+number the trunks take (`trunk_route`) is passed on to the trunk's destination, from its
+sender (`forwarded`: where, and the far end's answer); any other applies STOP/START
 and sends the number's `sms` callback (the configuration's `callback_sms`, else its
 `callback`; the matching failover). When the callback answers with actions, its SMS
 actions are sent as replies (from the number to the sender, unless they say otherwise);
@@ -299,6 +301,11 @@ class MessagingService:
         return make_response(request, 200)
 
     async def _inbound(self, record: dict[str, Any], now: datetime) -> None:
+        if self.trunk_route is not None:
+            route = await self.trunk_route(record["caller_no"], record["api_no"])
+            if route is not None:  # a trunk's number: its PBX takes it, not a callback
+                await self._relay(record, route, now)
+                return
         config = await self._config_of(record["api_no"])
         record["config"] = config.to_api() if config is not None else None
         await self.store.save(record, now)
@@ -326,6 +333,25 @@ class MessagingService:
                     "message_id": record["message_id"], "error": exc.message})
             return
         await self._replies(record, actions)
+
+    async def _relay(self, record: dict[str, Any], route: Route, now: datetime) -> None:
+        """Pass an inbound message for a trunk's number on to the trunk's destination,
+        from its sender; the record keeps where it went and the far end's answer."""
+        record["forwarded"] = {"target": route.target, "status_code": None, "reason": None}
+        await self.store.save(record, now)
+        try:
+            status, reason = await self._send(
+                route.target, record["text_message"].encode("utf-8"),
+                from_user=record["caller_no"], proxy=route.proxy,
+                credentials=route.credentials)
+        except InvalidTarget as exc:
+            status, reason = 404, str(exc)
+        record["forwarded"].update(status_code=status, reason=reason)
+        record["updated_on"] = iso(utcnow())
+        await self.store.save(record, now)
+        log.info("sms.forwarded", extra={"message_id": record["message_id"],
+                                         "target": route.target, "status": status,
+                                         "reason": reason})
 
     def _callback_body(self, record: dict[str, Any], config: CallFlowConfig) -> dict[str, Any]:
         geo = ("region", "country", "timezone", "postal_code", "city", "latitude",

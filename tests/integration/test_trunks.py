@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.test_sms import THEM, raw_message
 from tests.support import audio
 from tests.support.callback_app import CallbackApp, CallbackRequest, Reply
 from tests.support.capture import Capture, rtp_packets, rtp_pcm
@@ -325,3 +326,32 @@ async def test_messages_to_a_trunk_number_reach_the_trunks_destination(
         await asyncio.sleep(0.1)
     assert status == "delivered"
     assert not sw.logged("this switch sends no messages")
+
+
+async def test_an_inbound_message_for_a_trunk_number_goes_on_to_the_trunk(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner,
+) -> None:
+    """A MESSAGE to a number assigned to Trunks/{id} is answered 200 and passed on to the
+    trunk's destination from its sender; no sms callback (CallFlows plays no part)."""
+    callback_app.set_script(None, default=Reply(json={}))
+    async with sipp_runner.uas("uas_message.xml", calls=1) as pbx:
+        sw = await switch(default_callback=callback_app.url)
+        trunk_id = await inbound_trunk(sw, f"127.0.0.1:{pbx.port}")
+        await assign(sw, f"Trunks/{trunk_id}")
+        status, _ = await asyncio.to_thread(raw_message, sw, b"for the PBX", user=NUMBER)
+        uas = await pbx.finish(timeout=10)
+    assert status == 200
+    assert uas.logged("ruri") == [f"sip:{NUMBER}@127.0.0.1:{pbx.port}"], uas.describe()
+    [sender] = uas.logged("from")
+    assert f"sip:{THEM}@" in sender, sender
+    assert [b.rstrip() for b in uas.logged("body")] == ["for the PBX"]
+    for _ in range(50):
+        async with rest(sw) as http, http.get("/v1/Messages",
+                                              params={"direction": "inbound"}) as resp:
+            [got] = (await resp.json())["messages"]
+        if (got.get("forwarded") or {}).get("status_code") == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert got["forwarded"]["target"] == f"sip:{NUMBER}@127.0.0.1:{pbx.port}", got
+    assert got["forwarded"]["status_code"] == 200 and got["status"] == "received"
+    assert not callback_app.requests
