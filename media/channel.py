@@ -416,6 +416,7 @@ class Channel:
         self._send = False
         self._engine._detach(self)
         self._reset_rx()
+        self._fast = None  # out of the receive set: no cycle with it left behind
         self.on_telephone_event = None
         self._on_digit = None
         if self._rtcp_transport is not None:

@@ -23,8 +23,12 @@ other payload types or lengths, garbage. The tests hold the two paths to the sam
 results on the same packet sequences.
 
 Sending stays a plain `sendto` per channel socket in the engine. (A C send loop was
-tried: its gain on the bridge benchmark was within this machine's run-to-run noise, and
-with it outbound call set-up at 200 CPS stalled in most runs, for a reason not found.)
+tried and removed: its gain on the bridge benchmark was within this machine's run-to-run
+noise, and outbound set-up at 200 CPS stalled in 6 of 9 runs with it. That stall did not
+come back in 12 later runs of the two commits that had the loop, and came once in 10
+runs without it: it is not the loop's. The loop would save the interpreter's share of a
+send, about half a microsecond of the 1.3-1.8 a loopback `sendto` costs, most of it the
+kernel's.)
 The receive set and its fast path are compiled (`media._udpio`, built by `make
 install`); the Python reference below has the same behaviour without the fast path, and
 `KERNEL` says which this process uses (with `RtpStream` None under the Python one). The
