@@ -86,6 +86,14 @@ class InventoryService:
                 return Assignment(candidate, row["assigned_to"])
         return None
 
+    async def subaccount_of(self, no: str) -> int:
+        """The Sub Account the number is provisioned in (0: the main account's, or none)."""
+        for candidate in _variants(no):
+            row = await self.store.get_number(candidate)
+            if row is not None and row["status"] != "released":
+                return int(row["subaccount_id"] or 0)
+        return 0
+
     # ---- trunk calls ---------------------------------------------------------------------
 
     def acquire(self, trunk: dict[str, Any], call_id: str) -> bool:

@@ -193,7 +193,7 @@ class Switch:
         ruri = invite.ruri
         api_no = ruri.user or ""
         caller = invite.from_.uri
-        subaccount_id = await self._subaccount_of(api_no)
+        subaccount_id = await self.inventory.subaccount_of(api_no)
         config = await self.config_for(api_no, subaccount_id)
         call = Call(
             subaccount_id=subaccount_id,
@@ -240,14 +240,6 @@ class Switch:
             if session.call.id == call_id:
                 return session
         return None
-
-    async def _subaccount_of(self, api_no: str) -> int:
-        """The Sub Account the called number is provisioned in (0: the main account's)."""
-        for candidate in _number_variants(api_no):
-            row = await self.inventory.store.get_number(candidate)
-            if row is not None and row["status"] != "released":
-                return int(row["subaccount_id"] or 0)
-        return 0
 
     async def config_for(self, api_no: str, subaccount_id: int = 0) -> CallFlowConfig:
         """The number's own configuration, else the Default, else the built-in demo; a

@@ -166,7 +166,11 @@ class TrunkCalls:
         switch = self._switch
         invite = sip.invite
         caller = invite.from_.uri
+        # the number's Sub Account, else the trunk's: its logs and recordings are theirs
+        subaccount_id = await self.inventory.subaccount_of(invite.ruri.user or "") \
+            or int((via or {}).get("subaccount_id") or 0)
         call = Call(id=new_call_id(switch.settings.node_id), direction=Direction.INBOUND,
+                    subaccount_id=subaccount_id,
                     caller_no=caller.user or caller.host, api_no=invite.ruri.user or "",
                     app_id=switch.settings.app_id, sip_call_id=sip.call_id,
                     sip_domain=switch.settings.sip_domain or invite.ruri.host,
@@ -403,7 +407,7 @@ class ForwardSession(InboundSession):
     # ---- a call flow after all (failover to the API, or an outbound trunk's number) -----
 
     async def _run_number_flow(self, number: str) -> None:
-        config: CallFlowConfig = await self.switch.config_for(number)
+        config: CallFlowConfig = await self.switch.config_for(number, self.call.subaccount_id)
         self.config = config
         self.call.custom_data = config.custom_data
         self.call.config = config.to_api()

@@ -104,3 +104,31 @@ async def test_a_call_placed_below_a_prefix_is_that_sub_accounts(
         await callback_app.wait_for(type="end_call", timeout=20)
         (await uas.finish()).assert_ok()
     await assert_only_a_sees(sw, a, b, f"/History/Logs/Calls/{call_id}")
+
+
+async def test_a_call_a_sub_accounts_trunk_carries_is_that_sub_accounts(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner,
+) -> None:
+    async with sipp_runner.uas("uas_stream_bye.xml", rtp_echo=False, calls=1,
+                               params={"HOLD_MS": 1500}) as uas:
+        sw = await switch(default_callback=callback_app.url)
+        a, b = await sub_account(sw, "A"), await sub_account(sw, "B")
+        status, trunk = await api(sw, "POST", a + "/Trunks", {
+            "direction": "inbound", "inbound": {"destination": f"127.0.0.1:{uas.port}"}})
+        assert status == 201, trunk
+        status, out = await api(sw, "POST", b + f"/PhoneNumbers/Trunks/{trunk['trunk_id']}",
+                                {"phone_numbers": [{"no": NUMBER}]})
+        assert status == 404, out  # B cannot give its numbers to A's trunk
+        status, out = await api(sw, "POST", a + f"/PhoneNumbers/Trunks/{trunk['trunk_id']}",
+                                {"phone_numbers": [{"no": NUMBER}]})
+        assert status == 200, out
+        result = await sipp_runner.run("uac_wait_bye.xml", sw.sip_udp, service=NUMBER,
+                                       params={"BYE_TIMEOUT_MS": 20000}, timeout=40)
+        (await uas.finish()).assert_ok()
+    result.assert_ok()
+    status, logs = await api(sw, "GET", a + f"/Trunks/{trunk['trunk_id']}/Logs/Calls")
+    assert status == 200 and len(logs["logs"]) == 1, logs
+    call_id = logs["logs"][0]["call_id"]
+    log = await assert_only_a_sees(sw, a, b, f"/History/Logs/Calls/{call_id}")
+    assert log["subaccount_id"] == int(a.rsplit("/", 1)[1])
+    await assert_only_a_sees(sw, a, b, f"/Trunks/{trunk['trunk_id']}/Logs/Calls")
