@@ -71,6 +71,7 @@ _GSM7 = frozenset(
 
 SendMessage = Callable[..., Awaitable[tuple[int, str]]]
 ConfigLookup = Callable[[str], Awaitable[CallFlowConfig | None]]
+SubAccountLookup = Callable[[str], Awaitable[int]]  # a number's Sub Account (0: the main)
 # (api_no, destination) -> the trunk route for a message, or None when no trunk takes it
 TrunkRoute = Callable[[str, str], Awaitable[Route | None]]
 
@@ -155,6 +156,8 @@ class MessagingService:
         self._config_of = config_of
         self._callbacks = callbacks
         self.trunk_route: TrunkRoute | None = None  # the trunks' hook (see module doc)
+        # whose an inbound message is: its number's Sub Account (the switch: the inventory)
+        self.subaccount_of: SubAccountLookup | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ---- outbound --------------------------------------------------------------------
@@ -306,14 +309,17 @@ class MessagingService:
             if route is not None:  # a trunk's number: its PBX takes it, not a callback
                 await self._relay(record, route, now)
                 return
+        if self.subaccount_of is not None:
+            record["subaccount_id"] = await self.subaccount_of(record["api_no"])
         config = await self._config_of(record["api_no"])
         record["config"] = config.to_api() if config is not None else None
         await self.store.save(record, now)
         word = record["text_message"].strip().upper()
+        sub = record["subaccount_id"]
         if word in STOP_WORDS:
-            await self.store.opt_out(0, record["caller_no"], now)
+            await self.store.opt_out(sub, record["caller_no"], now)
             log.info("sms.opt_out", extra={"caller_no": record["caller_no"]})
-        elif word in START_WORDS and await self.store.opt_in(0, record["caller_no"]):
+        elif word in START_WORDS and await self.store.opt_in(sub, record["caller_no"]):
             log.info("sms.opt_in", extra={"caller_no": record["caller_no"]})
         if config is None:
             log.info("sms.no_callback", extra={"message_id": record["message_id"],

@@ -81,6 +81,7 @@ class Switch:
         self.inventory = InventoryService(self.storage, settings.numbers_pool)
         self.trunk_calls = TrunkCalls(self, self.dialer, self.inventory)
         self.messaging.trunk_route = self.trunk_calls.message_route  # MESSAGE to a trunk's no
+        self.messaging.subaccount_of = self.inventory.subaccount_of  # whose a MESSAGE is
         self.callerids = CallerIdService(self.storage, self.dialer)  # verified by a call
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -227,7 +228,14 @@ class Switch:
         return self.messaging.receive(request, source)
 
     async def _sms_config(self, api_no: str) -> CallFlowConfig | None:
-        """The number's own configuration, else the Default; None (no callback) without."""
+        """The number's own configuration, else the Default; None (no callback) without.
+        A Sub Account's number tries that Sub Account's (its own, its Default) first."""
+        sub = await self.inventory.subaccount_of(api_no)
+        if sub:
+            for key in [*_number_variants(api_no), None]:
+                cfg = await self.storage.get_config(config_key(sub, key))
+                if cfg is not None:
+                    return cfg
         for candidate in _number_variants(api_no):
             cfg = await self.storage.get_config(candidate)
             if cfg is not None:

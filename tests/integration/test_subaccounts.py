@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from tests.integration.test_sms import raw_message
 from tests.support.callback_app import CallbackApp, CallbackRequest, Reply
 from tests.support.fixtures import SwitchFactory
 from tests.support.sipp import SippRunner
@@ -132,3 +133,23 @@ async def test_a_call_a_sub_accounts_trunk_carries_is_that_sub_accounts(
     log = await assert_only_a_sees(sw, a, b, f"/History/Logs/Calls/{call_id}")
     assert log["subaccount_id"] == int(a.rsplit("/", 1)[1])
     await assert_only_a_sees(sw, a, b, f"/Trunks/{trunk['trunk_id']}/Logs/Calls")
+
+
+async def test_an_inbound_message_to_a_sub_accounts_number_is_that_sub_accounts(
+    switch: SwitchFactory, callback_app: CallbackApp,
+) -> None:
+    callback_app.set_script(lambda req: Reply.actions([]))
+    sw = await switch()
+    a, b = await sub_account(sw, "A"), await sub_account(sw, "B")
+    status, out = await api(sw, "POST", a + "/PhoneNumbers/CallFlows",
+                            {"phone_numbers": [{"no": NUMBER}]})
+    assert status == 200, out
+    status, out = await api(sw, "PUT", a + "/CallFlows/Configurations/Default", {
+        "callback": {"url": callback_app.url}, "callback_sms": {"url": callback_app.url}})
+    assert status == 200, out
+    assert await asyncio.to_thread(raw_message, sw, b"Hello A", user=NUMBER) == (200, "OK")
+    got = await callback_app.wait_for(type="sms", timeout=10)
+    assert got.fields["subaccount_id"] == int(a.rsplit("/", 1)[1])
+    await assert_only_a_sees(sw, a, b, f"/Messages/{got.fields['message_id']}")
+    _, listed = await api(sw, "GET", b + "/Messages")
+    assert listed["messages"] == []
