@@ -10,7 +10,6 @@ log, a recording, a message, a number, an inbound trunk and call flow configurat
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from control.api import ApiContext, build_api
 from control.api.app import APPLICATION_LEVEL, RESOURCES, UNPREFIXED
+from control.callerids import CallerIdService
 from control.calls import Call, Direction
 from control.conferences import ConferenceService, JoinOptions
 from control.dialing import DialRequest
@@ -43,8 +43,6 @@ Client = TestClient[web.Request, web.Application]
 AUTH = {"X-API-Key": API_KEY}
 POOL = ("+1949555XXXX",)
 A_CALLER_ID = "+17145550042"
-# Caller IDs land while this test is written: their cases run once their routes are served
-HAS_CALLER_IDS = any(r.path.startswith("/CallerIDs") for t in RESOURCES for r in t.routes)
 A_NUMBER = "+19495550100"
 A_CONFIG = "https://a.example/flow"
 
@@ -113,9 +111,7 @@ async def world(ctx: ApiContext, storage: Storage, make_call: MakeCall, tmp_path
     ctx.recordings = RecordingService(None, storage, tmp_path / "recordings")
     ctx.messaging = _messaging(storage, tmp_path)
     ctx.switchboard = switchboard  # type: ignore[assignment]
-    if HAS_CALLER_IDS:
-        service = importlib.import_module("control.callerids").CallerIdService(storage, None)
-        ctx.callerids = service  # type: ignore[attr-defined]
+    ctx.callerids = CallerIdService(storage, None)
     root = web.Application()
     root.add_subapp("/v1", build_api(ctx))
     async with TestClient(TestServer(root, host="127.0.0.1")) as client:
@@ -153,9 +149,8 @@ async def world(ctx: ApiContext, storage: Storage, make_call: MakeCall, tmp_path
             status, out = await w.call("a", "PUT" if "CallFlows/Conf" in path else "POST",
                                        path, body)
             assert status == 200, out
-        if HAS_CALLER_IDS:
-            status, out = await w.call("a", "POST", "/CallerIDs/" + quote(A_CALLER_ID))
-            assert status == 201, out
+        status, out = await w.call("a", "POST", "/CallerIDs/" + quote(A_CALLER_ID))
+        assert status == 201, out
         conf_id = conferences.conferences((APP_ID, a))[0].id
         w.ids = {"call_id": "1@1", "conf_id": conf_id, "part_id": joined.participant.id,
                  "queue_name": "queue-a", "queued_call_id": "2@1", "log_id": "5@1",
@@ -400,15 +395,14 @@ async def create_caller_id(w: World, who: str, method: str, route: str) -> None:
     assert status == 200 and out["description"] != "theirs", out
 
 
-if HAS_CALLER_IDS:
-    CASES.update({
-        ("POST", "/CallerIDs/{caller_id}"): custom(create_caller_id),
-        ("GET", "/CallerIDs"): hidden(A_CALLER_ID),
-        ("GET", "/CallerIDs/{caller_id}"): gone(404254),
-        ("PUT", "/CallerIDs/{caller_id}"): gone(404254, {"description": "x"}),
-        ("DELETE", "/CallerIDs/{caller_id}"): gone(404254),
-        ("POST", "/CallerIDs/{caller_id}/Verify"): gone(404254, {}),
-    })
+CASES.update({
+    ("POST", "/CallerIDs/{caller_id}"): custom(create_caller_id),
+    ("GET", "/CallerIDs"): hidden(A_CALLER_ID),
+    ("GET", "/CallerIDs/{caller_id}"): gone(404254),
+    ("PUT", "/CallerIDs/{caller_id}"): gone(404254, {"description": "x"}),
+    ("DELETE", "/CallerIDs/{caller_id}"): gone(404254),
+    ("POST", "/CallerIDs/{caller_id}/Verify"): gone(404254, {}),
+})
 
 
 def served_routes() -> list[tuple[str, str, bool]]:
