@@ -1,7 +1,8 @@
 """`voxswitch serve`: start the switch with embedded defaults.
 
-The CLI is a contract (tests drive the switch through it): flags, the one ready line on
-stdout, and a clean exit 0 on SIGTERM/SIGINT within five seconds.
+Beside it, `calls`, `hangup`, `dial` and `conf` drive a running switch over its REST API
+(control.clientcli). The CLI is a contract (tests drive the switch through it): flags,
+the one ready line on stdout, and a clean exit 0 on SIGTERM/SIGINT within five seconds.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from control import logs
+from control import clientcli, logs
 from control.settings import Settings, SettingsError, ensure_api_key, load
 
 log = logging.getLogger("voxswitch")
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where calls to numbers go, e.g. sip:127.0.0.1:5070 (SIP URIs "
                             "are dialled directly); credentials: [outbound] username, "
                             "password in the file or VOXSWITCH_OUTBOUND_USERNAME/_PASSWORD")
+    clientcli.add_commands(sub)
     return parser
 
 
@@ -67,7 +69,8 @@ def settings_from_args(args: argparse.Namespace, env: dict[str, str]) -> Setting
     }
     config = args.config or (Path(env["VOXSWITCH_CONFIG"]) if env.get("VOXSWITCH_CONFIG")
                              else None)
-    return ensure_api_key(load(config, env, cli))
+    server_env = {k: v for k, v in env.items() if k not in clientcli.CLIENT_ENV}
+    return ensure_api_key(load(config, server_env, cli))
 
 
 async def serve(settings: Settings) -> int:
@@ -103,6 +106,8 @@ async def serve(settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     env = dict(os.environ)
+    if args.command != "serve":
+        return clientcli.run(args, env)
     try:
         settings = settings_from_args(args, env)
     except SettingsError as exc:
