@@ -12,6 +12,7 @@ import itertools
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -289,8 +290,12 @@ class CallRegistry:
         self._clock = clock
         self._live: dict[str, Call] = {}
         self._ended: dict[str, tuple[float, Call]] = {}
+        # calls added since start, by direction: /metrics derives calls per second
+        self.started: Counter[Direction] = Counter()
 
     def add(self, call: Call) -> None:
+        if call.id not in self._live:
+            self.started[call.direction] += 1
         self._live[call.id] = call
 
     def ended(self, call: Call) -> None:

@@ -537,6 +537,10 @@ class ConferenceService:
     def find(self, scope: Scope, name: str) -> Conference | None:
         return self._live.get((scope, name))
 
+    def counts(self) -> tuple[int, int]:
+        """(live conferences, their participants) across every scope, for /metrics."""
+        return len(self._live), sum(len(c.participants) for c in self._live.values())
+
     def join(self, scope: Scope, name: str, member: ConferenceMember,
              options: JoinOptions) -> Joined:
         """Register `member` in the conference `name` (created when it does not exist);

@@ -355,6 +355,11 @@ class QueueService:
             raise QueueNotFound(f"no queue {name!r}")
         return queue
 
+    def counts(self) -> tuple[int, int]:
+        """(queues, calls waiting in them) across every scope, for /metrics."""
+        self._collect()
+        return len(self._queues), len(self._by_call)
+
     def queued(self, call_id: str) -> QueuedCall | None:
         """Where the call waits now, if anywhere."""
         return self._by_call.get(call_id)

@@ -133,6 +133,11 @@ class RecordingService:
         self.silence = SilenceMonitor(engine)
         self._messages: dict[str, Message] = {}  # call id → its last message
 
+    @property
+    def open_count(self) -> int:
+        """Recordings being written now (started, not yet stopped), for /metrics."""
+        return len(self._open)
+
     def path_of(self, recording_id: str) -> Path:
         return self.directory / f"{recording_id}.wav"
 

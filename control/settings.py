@@ -95,6 +95,9 @@ class Settings:
     # "+1949555XXXX" patterns, NANP prefixes "+1949555", ranges "+1...-+1..."; the
     # environment takes them comma-separated).
     numbers_pool: tuple[str, ...] = DEFAULT_POOL
+    # Whether GET /metrics asks for X-API-Key too (VOXSWITCH_METRICS_REQUIRE_KEY=1); by
+    # default it is open on the HTTP listener, as Prometheus scrapers send no key.
+    metrics_require_key: bool = False
 
     @property
     def cache_dir(self) -> Path:
@@ -127,7 +130,20 @@ _CONVERTERS: dict[str, Any] = {
     "node_id": int,
     "outbound_proxy": lambda v: check_proxy(str(v)) if v else None,
     "numbers_pool": lambda v: check_pool(v),
+    "metrics_require_key": lambda v: parse_bool(v, "metrics_require_key"),
 }
+
+
+def parse_bool(value: Any, what: str) -> bool:
+    """A TOML boolean, or 1/0, true/false, yes/no, on/off from the environment."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{what}: expected true or false, got {value!r}")
 
 _TABLES = ("outbound", "recording_storage", "numbers")  # TOML tables: keys are TABLE_KEY
 

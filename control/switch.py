@@ -23,6 +23,7 @@ from control.inbound import InboundSession
 from control.inventory import InventoryService
 from control.messagestore import MessageStore
 from control.messaging import MessagingService
+from control.metrics import SwitchMetrics, add_route
 from control.queues import QueueService
 from control.recordings import RecordingService
 from control.recordingstore import RecordingStore
@@ -89,6 +90,7 @@ class Switch:
         self._runner: web.AppRunner | None = None
         self.http_port = 0
         self._callbacks: CallbackClient | None = None
+        self.metrics = SwitchMetrics(self)  # GET /metrics: this switch's own registry
 
     @property
     def callbacks(self) -> CallbackClient:
@@ -109,7 +111,8 @@ class Switch:
         # what a crash left open is closed and listed; what is still local is uploaded
         await self.recordings.recover()
         self._http = aiohttp.ClientSession()
-        self._callbacks = CallbackClient(self._http, USER_AGENT)
+        self._callbacks = CallbackClient(self._http, USER_AGENT,
+                                         observe=self.metrics.observe_callback)
         await self.engine.start()
         await self.stack.start()
         self.softphones.attach(
@@ -130,6 +133,8 @@ class Switch:
         ctx.callerids = self.callerids
         app.add_subapp("/v1", build_api(ctx))
         demo.add_routes(app, lambda: self.http_url)
+        add_route(app, self.metrics,
+                  self.settings.api_key if self.settings.metrics_require_key else None)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         listen = self.settings.http_listen

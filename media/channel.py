@@ -195,6 +195,11 @@ class Channel:
         return self._stats
 
     @property
+    def reception(self) -> ReceptionStats | None:
+        """RFC 3550 A.3/A.8 state of the inbound source (loss, jitter); None before media."""
+        return self._rx_stats
+
+    @property
     def closed(self) -> bool:
         return self._closed
 

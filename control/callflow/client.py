@@ -7,9 +7,11 @@ measured on the JSON with all whitespace removed) are an error.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -33,6 +35,11 @@ from control.flowconfig import CallbackTarget
 
 log = logging.getLogger("voxswitch.callback")
 T = TypeVar("T")
+
+Observer = Callable[[str, float], None]
+"""Told of each HTTP attempt: its outcome (`OUTCOMES`) and seconds taken (`/metrics`)."""
+OUTCOMES = ("ok", "http_error", "timeout", "connection_error", "bad_response", "cancelled",
+            "error")
 
 SOFT_LIMIT = int(31.415 * 1024)
 HARD_LIMIT = 81 * 1024
@@ -91,9 +98,11 @@ async def read_bounded(content: aiohttp.StreamReader, *, limit: int = HARD_LIMIT
 class CallbackClient:
     """Sends callback requests for calls; one per switch, sharing an HTTP session."""
 
-    def __init__(self, session: aiohttp.ClientSession, user_agent: str = "voxswitch") -> None:
+    def __init__(self, session: aiohttp.ClientSession, user_agent: str = "voxswitch",
+                 observe: Observer | None = None) -> None:
         self._session = session
         self._user_agent = user_agent
+        self._observe = observe
 
     async def fetch_actions(
         self,
@@ -194,6 +203,8 @@ class CallbackClient:
         # (or promises more than it sends) times out instead of holding the call.
         timeout = aiohttp.ClientTimeout(total=tgt.timeout)
         got = Body(b"", complete=True)
+        outcome = "error"  # an exception not caught below (a bug, say)
+        started = time.perf_counter()
         try:
             async with self._session.request(
                 tgt.method, url, data=data, headers=headers, timeout=timeout,
@@ -203,10 +214,17 @@ class CallbackClient:
                 conn = _protocol_of(resp)
                 got = await read_bounded(resp.content)
                 if not attempt.answered:
+                    outcome = "http_error"
                     return None
                 try:
-                    return use(resp.status, resp.headers.get("Content-Type", ""), got)
+                    result = use(resp.status, resp.headers.get("Content-Type", ""), got)
+                    outcome = "ok"
+                    return result
+                except CallbackEnded:
+                    outcome = "ok"  # 204: the answer is to end the call
+                    raise
                 except CallFlowError:
+                    outcome = "bad_response"
                     # No await since the read, so nobody else can have taken it yet.
                     if conn is not None:
                         conn.close()
@@ -215,13 +233,21 @@ class CallbackClient:
                     if not got.complete:
                         resp.close()  # the unread rest is still on the connection
         except TimeoutError:
+            outcome = "timeout"
             attempt.timed_out = True
             attempt.error = f"no response within {tgt.timeout:g} s"
         except aiohttp.ClientPayloadError as exc:
+            outcome = "bad_response"
             attempt.error = f"body cut short after HTTP {attempt.status}: {exc}"
         except aiohttp.ClientError as exc:
+            outcome = "connection_error"
             attempt.error = f"{type(exc).__name__}: {exc}"
+        except asyncio.CancelledError:
+            outcome = "cancelled"  # the call went first
+            raise
         finally:
+            if self._observe is not None:
+                self._observe(outcome, time.perf_counter() - started)
             log.info("callback.sent", extra={"call_id": call_id, "type": body.get("type"),
                                              "url": tgt.url, "status": attempt.status,
                                              "error": attempt.error, "bytes": len(got.raw)})

@@ -1,6 +1,7 @@
 """The callback client against a real aiohttp callback server on 127.0.0.1."""
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -17,10 +18,12 @@ from control.callflow.errors import (
     CallbackFailed,
     CallbackFailedPreConnect,
     CallbackTimeout,
+    CallFlowError,
     NoActions,
     ResponseTooLarge,
 )
 from control.flowconfig import CallbackTarget
+from tests.support.ports import free_tcp_port
 
 SAY = {"actions": [{"type": "SAY", "params": {"text": "hi"}}]}
 Handler = Callable[[web.Request], Any]
@@ -196,3 +199,54 @@ def test_bad_bodies_are_400902(raw: bytes, message: str) -> None:
     with pytest.raises(NoActions, match=message) as info:
         parse_actions(raw, "application/json")
     assert info.value.code == 400902
+
+
+async def _answer_say(_: web.Request) -> web.Response:
+    return web.json_response(SAY)
+
+
+async def _answer_204(_: web.Request) -> web.Response:
+    return web.Response(status=204)
+
+
+async def _answer_500(_: web.Request) -> web.Response:
+    return web.Response(status=500)
+
+
+async def _answer_garbage(_: web.Request) -> web.Response:
+    return web.Response(body=b"{not json", content_type="application/json")
+
+
+async def _answer_late(_: web.Request) -> web.Response:
+    await asyncio.sleep(1)
+    return web.json_response(SAY)
+
+
+@pytest.mark.parametrize(("handler", "outcome"), [
+    (_answer_say, "ok"),
+    (_answer_204, "ok"),
+    (_answer_500, "http_error"),
+    (_answer_garbage, "bad_response"),
+    (_answer_late, "timeout"),
+])
+async def test_each_attempt_is_observed_with_its_outcome_and_latency(
+    srv: Server, handler: Handler, outcome: str
+) -> None:
+    seen: list[tuple[str, float]] = []
+    srv.handlers["/cb"] = handler
+    async with aiohttp.ClientSession() as session:
+        observed = CallbackClient(session, observe=lambda o, s: seen.append((o, s)))
+        with contextlib.suppress(CallbackEnded, CallFlowError):
+            await observed.fetch_actions(target(srv, "/cb", timeout=0.3), None, {},
+                                         connected=True, call_id="x")
+    assert [o for o, _ in seen] == [outcome]
+    assert 0 < seen[0][1] < 2
+
+
+async def test_a_refused_connection_is_observed_as_connection_error() -> None:
+    seen: list[str] = []
+    async with aiohttp.ClientSession() as session:
+        observed = CallbackClient(session, observe=lambda o, _s: seen.append(o))
+        await observed.notify(CallbackTarget(url=f"http://127.0.0.1:{free_tcp_port()}/cb"),
+                              {}, "x")
+    assert seen == ["connection_error"]
