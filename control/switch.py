@@ -235,10 +235,14 @@ class Switch:
     async def _sms_config(self, api_no: str) -> CallFlowConfig | None:
         """The number's own configuration, else the Default; None (no callback) without.
         A Sub Account's number tries that Sub Account's (its own, its Default) first."""
-        sub = await self.inventory.subaccount_of(api_no)
-        if sub:
+        return await self._stored_config(api_no, await self.inventory.subaccount_of(api_no))
+
+    async def _stored_config(self, api_no: str, subaccount_id: int) -> CallFlowConfig | None:
+        """A Sub Account's own (its number's, its Default), then the number's own, then
+        the Default; None when none is stored."""
+        if subaccount_id:
             for key in [*_number_variants(api_no), None]:
-                cfg = await self.storage.get_config(config_key(sub, key))
+                cfg = await self.storage.get_config(config_key(subaccount_id, key))
                 if cfg is not None:
                     return cfg
         for candidate in _number_variants(api_no):
@@ -257,16 +261,7 @@ class Switch:
     async def config_for(self, api_no: str, subaccount_id: int = 0) -> CallFlowConfig:
         """The number's own configuration, else the Default, else the built-in demo; a
         Sub Account's own (its number's, its Default) come first."""
-        if subaccount_id:
-            for key in [*_number_variants(api_no), None]:
-                cfg = await self.storage.get_config(config_key(subaccount_id, key))
-                if cfg is not None:
-                    return cfg
-        for candidate in _number_variants(api_no):
-            cfg = await self.storage.get_config(candidate)
-            if cfg is not None:
-                return cfg
-        cfg = await self.storage.get_config(None)
+        cfg = await self._stored_config(api_no, subaccount_id)
         if cfg is not None:
             return cfg
         demo_cfg = CallFlowConfig.from_request(

@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from media.dsp.amd import FRAME_MS, AmdBank, AmdDecision, Kind
+from media.watchlist import WatchList
 
 log = logging.getLogger(__name__)
 
@@ -98,39 +99,18 @@ class DetectionWatch:
         return None
 
 
-class DetectionMonitor:
+class DetectionMonitor(WatchList["DetectionWatch"]):
     """Answering-machine detection on watched channels (`config`: `AmdConfig`'s fields)."""
 
     def __init__(self, engine: Any, **config: Any) -> None:
-        self._engine = engine
-        self._bank = AmdBank(**config)
-        self._watches: list[DetectionWatch] = []
-        self._hooked = False
+        self._amd = AmdBank(**config)
+        super().__init__(engine, self._amd)
 
     def watch(self, channel: Any, on_event: Callable[[AmdEvent], None], *,
               max_s: float = 60.0) -> DetectionWatch:
         """Listen to `channel`'s input from now on and call `on_event` from the engine's
         tick with what is found (see the module docstring for the order and the end)."""
-        w = DetectionWatch(self, channel, on_event, max_s)
-        self._bank.add()
-        self._watches.append(w)
-        if not self._hooked:
-            self._engine.add_detect_hook(self._on_tick)
-            self._hooked = True
-        return w
-
-    @property
-    def watching(self) -> int:
-        return len(self._watches)
-
-    def _drop(self, w: DetectionWatch) -> None:
-        if w not in self._watches:
-            return
-        self._bank.remove(self._watches.index(w))
-        self._watches.remove(w)
-        if not self._watches and self._hooked:
-            self._engine.remove_detect_hook(self._on_tick)
-            self._hooked = False
+        return self._add(DetectionWatch(self, channel, on_event, max_s))
 
     def _on_tick(self, channels: Sequence[Any], pcm_in: npt.NDArray[np.int16]) -> None:
         fired: list[tuple[DetectionWatch, AmdEvent]] = []
@@ -139,7 +119,7 @@ class DetectionMonitor:
             self._drop(w)
         watches = list(self._watches)
         if watches:
-            decisions = self._bank.step(pcm_in[[w.channel._slot for w in watches]])
+            decisions = self._amd.step(pcm_in[[w.channel._slot for w in watches]])
             for d in decisions:
                 fired.append((watches[d.row], watches[d.row]._decided(d)))
             for w in watches:

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from media.watchlist import WatchList
+
 RATE = 8000
 FRAME = 160
 FRAME_S = FRAME / RATE
@@ -149,40 +151,19 @@ MAX_TIME = "max_time"
 CLOSED = "closed"
 
 
-class SilenceMonitor:
+class SilenceMonitor(WatchList["SilenceWatch"]):
     """Tells when watched channels fall silent (voice activity, not energy)."""
 
     def __init__(self, engine: Any, **vad: Any) -> None:
-        self._engine = engine
         self._vad = VoiceActivity(**vad)
-        self._watches: list[SilenceWatch] = []
-        self._hooked = False
+        super().__init__(engine, self._vad)
 
     def watch(self, channel: Any, timeout_s: float, on_end: Callable[[str], None], *,
               max_s: float | None = None) -> SilenceWatch:
         """Call `on_end(reason)` once, from the engine's tick: SILENCE when `channel`'s
         input has had no voice for `timeout_s` (counted from now or from the last voice
         heard), MAX_TIME after `max_s` of audio, CLOSED when the channel closes."""
-        w = SilenceWatch(self, channel, timeout_s, max_s, on_end)
-        self._vad.add()
-        self._watches.append(w)
-        if not self._hooked:
-            self._engine.add_detect_hook(self._on_tick)
-            self._hooked = True
-        return w
-
-    @property
-    def watching(self) -> int:
-        return len(self._watches)
-
-    def _drop(self, w: SilenceWatch) -> None:
-        if w not in self._watches:
-            return
-        self._vad.remove(self._watches.index(w))
-        self._watches.remove(w)
-        if not self._watches and self._hooked:
-            self._engine.remove_detect_hook(self._on_tick)
-            self._hooked = False
+        return self._add(SilenceWatch(self, channel, timeout_s, max_s, on_end))
 
     def _on_tick(self, channels: Sequence[Any], pcm_in: npt.NDArray[np.int16]) -> None:
         ended = [(w, CLOSED) for w in self._watches if w.channel._slot < 0]
