@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from control.storage import SERVICE_OF, Storage, parse_log_cursor
+from control.storage import Storage, call_log_filters
 
 NUMBER_SORTS = {"updated_on": "updated_on", "created_on": "created_on", "no": "no",
                 "status": "status", "assigned_to": "assigned_to"}
@@ -246,24 +246,11 @@ class InventoryStore:
                               ) -> tuple[list[dict[str, Any]], bool]:
         """The logs of the calls `trunk_id` carried that started in [begin, end), with
         History/Logs/Calls' filters; `after` is a `log_cursor()`."""
-        where = ["t.trunk_id = ?", "l.start_time >= ?", "l.start_time < ?"]
-        args: list[Any] = [trunk_id, _ms(begin), _ms(end)]
-        if directions:
-            where.append(f"l.direction IN ({', '.join('?' * len(directions))})")
-            args.extend(directions)
-        for column, value in (("caller_no", caller_no), ("api_no", api_no)):
-            if value is not None:
-                where.append(f"l.{column} = ?")
-                args.append(value)
-        if connect_time is not None:
-            where.append("l.connect_time_sec >= ?")
-            args.append(connect_time)
-        if service is not None:
-            where.append(SERVICE_OF.replace("record", "l.record") + " = ?")
-            args.append(service)
-        if after is not None:
-            where.append("(l.start_time, l.call_id) > (?, ?)")
-            args.extend(parse_log_cursor(after))
+        filters, filter_args = call_log_filters(
+            begin, end, directions, connect_time=connect_time, caller_no=caller_no,
+            api_no=api_no, after=after, service=service, table="l")
+        where = ["t.trunk_id = ?", *filters]
+        args: list[Any] = [trunk_id, *filter_args]
 
         def q(db: sqlite3.Connection) -> tuple[list[dict[str, Any]], bool]:
             rows = db.execute("SELECT l.record FROM call_logs l JOIN trunk_calls t ON "

@@ -169,6 +169,37 @@ RECORDING_COLUMNS = ("id", "call_id", "name", "grp", "app_id", "subaccount_id", 
                      "direction", "start_time", "channels", "path")
 
 
+def call_log_filters(begin: datetime, end: datetime, directions: list[str] | None, *,
+                     connect_time: int | None = None, caller_no: str | None = None,
+                     api_no: str | None = None, after: str | None = None,
+                     service: str | None = None, table: str = ""
+                     ) -> tuple[list[str], list[Any]]:
+    """The WHERE terms and their arguments of History/Logs/Calls' filters over
+    `call_logs` (named `table` in a join, e.g. "l"): start in [begin, end), direction,
+    numbers, minimum `connect_time_sec`, service, and the `log_cursor()` to go on after
+    (for ORDER BY start_time, call_id)."""
+    t = f"{table}." if table else ""
+    where = [f"{t}start_time >= ?", f"{t}start_time < ?"]
+    args: list[Any] = [_to_ms(begin), _to_ms(end)]
+    if directions:
+        where.append(f"{t}direction IN ({', '.join('?' * len(directions))})")
+        args.extend(directions)
+    for column, value in (("caller_no", caller_no), ("api_no", api_no)):
+        if value is not None:
+            where.append(f"{t}{column} = ?")
+            args.append(value)
+    if connect_time is not None:
+        where.append(f"{t}connect_time_sec >= ?")
+        args.append(connect_time)
+    if service is not None:
+        where.append(SERVICE_OF.replace("record", f"{t}record") + " = ?")
+        args.append(service)
+    if after is not None:
+        where.append(f"({t}start_time, {t}call_id) > (?, ?)")
+        args.extend(parse_log_cursor(after))
+    return where, args
+
+
 class StorageError(Exception):
     """The database failed (the API answers 500102 Database Error)."""
 
@@ -406,28 +437,14 @@ class Storage:
         of the last record of a previous block, to fetch the next one; `service` the
         record's (programmable_voice, sip_trunking).
         """
-        where = ["start_time >= ?", "start_time < ?"]
-        args: list[Any] = [_to_ms(begin), _to_ms(end)]
-        if direction is not None:
-            directions = [direction] if isinstance(direction, str) else list(direction)
-            where.append(f"direction IN ({', '.join('?' * len(directions))})")
-            args.extend(directions)
-        for column, value in (("caller_no", caller_no), ("api_no", api_no)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if connect_time is not None:
-            where.append("connect_time_sec >= ?")
-            args.append(connect_time)
-        if service is not None:
-            where.append(f"{SERVICE_OF} = ?")
-            args.append(service)
+        directions = None if direction is None else (
+            [direction] if isinstance(direction, str) else list(direction))
+        where, args = call_log_filters(begin, end, directions, connect_time=connect_time,
+                                       caller_no=caller_no, api_no=api_no, after=after,
+                                       service=service)
         if subaccount_id is not None:  # the record's (logs without one: the main's)
             where.append("coalesce(json_extract(record, '$.subaccount_id'), 0) = ?")
             args.append(subaccount_id)
-        if after is not None:
-            where.append("(start_time, call_id) > (?, ?)")
-            args.extend(parse_log_cursor(after))
         sql = (
             f"SELECT record FROM call_logs WHERE {' AND '.join(where)} "
             "ORDER BY start_time, call_id LIMIT ?"
