@@ -2,7 +2,9 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := espeak-ng sip-tester baresip-core sox tshark
+# chromium + chromium-driver: the dashboard's browser tests (Playwright drives the system
+# browser; no browser download)
+APT_PACKAGES := espeak-ng sip-tester baresip-core sox tshark chromium chromium-driver
 STAMP := $(VENV)/.installed
 
 .PHONY: install run test check bench bench-quick clean apt
@@ -30,7 +32,7 @@ $(STAMP): pyproject.toml setup.py media/dsp/_dtmf_kernel.pyx media/_udpio.pyx
 	@touch $(STAMP)
 
 run: install
-	$(VENV)/bin/voxswitch serve
+	$(VENV)/bin/voxswitch serve --print-dashboard
 
 # Three workers on two cores: most integration tests wait on peers and timers, not the
 # CPU. Each file stays on one worker (module fixtures); tests/support/ports.py gives each

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where calls to numbers go, e.g. sip:127.0.0.1:5070 (SIP URIs "
                             "are dialled directly); credentials: [outbound] username, "
                             "password in the file or VOXSWITCH_OUTBOUND_USERNAME/_PASSWORD")
+    serve.add_argument("--print-dashboard", action="store_true",
+                       help="after the ready line, print the web dashboard's address, "
+                            "signed in with the API key (make run does)")
     clientcli.add_commands(sub)
     return parser
 
@@ -73,7 +76,7 @@ def settings_from_args(args: argparse.Namespace, env: dict[str, str]) -> Setting
     return ensure_api_key(load(config, server_env, cli))
 
 
-async def serve(settings: Settings) -> int:
+async def serve(settings: Settings, print_dashboard: bool = False) -> int:
     from control.switch import Switch
 
     switch = Switch(settings)
@@ -91,6 +94,8 @@ async def serve(settings: Settings) -> int:
             await switch.stop()
         return 2
     print(switch.ready_line(), flush=True)
+    if print_dashboard:
+        print(f"voxswitch dashboard {switch.dashboard_url()}", flush=True)
     log.info("switch.ready", extra={"sip_udp": switch.stack.udp_port,
                                     "sip_tcp": switch.stack.tcp_port, "http": switch.http_url})
     await stop.wait()
@@ -121,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         runner = uvloop.run
     except ImportError:
         log.info("uvloop not installed; using the asyncio event loop")
-    return runner(serve(settings))
+    return runner(serve(settings, args.print_dashboard))
 
 
 if __name__ == "__main__":

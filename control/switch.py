@@ -10,7 +10,7 @@ from dataclasses import replace
 import aiohttp
 from aiohttp import web
 
-from control import demo
+from control import dashboard, demo
 from control.api import ApiContext, build_api
 from control.callerids import CallerIdService
 from control.callflow.client import CallbackClient
@@ -133,6 +133,7 @@ class Switch:
         ctx.callerids = self.callerids
         app.add_subapp("/v1", build_api(ctx))
         demo.add_routes(app, lambda: self.http_url)
+        dashboard.add_routes(app)  # GET /: the web dashboard (a client of /v1)
         add_route(app, self.metrics,
                   self.settings.api_key if self.settings.metrics_require_key else None)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -155,6 +156,11 @@ class Switch:
         return (f"voxswitch ready sip=udp:{host}:{self.stack.udp_port},"
                 f"tcp:{host}:{self.stack.tcp_port} http={self.http_url} "
                 f"api_key={s.api_key}")
+
+    def dashboard_url(self) -> str:
+        """The dashboard's address, signed in: the key rides after '#', which the browser
+        never sends to a server."""
+        return f"{self.http_url}{dashboard.PATH}#key={self.settings.api_key}"
 
     async def stop(self) -> None:
         """Refuse new calls, hang up live ones with BYE, flush, close everything."""

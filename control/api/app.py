@@ -21,6 +21,7 @@ from control.api import (
     callflows,
     conferences,
     dials,
+    events,
     history,
     integrations,
     liveactions,
@@ -57,6 +58,7 @@ RESOURCES: tuple[RouteTable, ...] = (
     phonenumbers.routes,
     trunks.routes,
     callerids.routes,
+    events.routes,
     subaccounts.routes,
     openapi.routes,
 )

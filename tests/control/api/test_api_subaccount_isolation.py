@@ -395,6 +395,21 @@ async def create_caller_id(w: World, who: str, method: str, route: str) -> None:
     assert status == 200 and out["description"] != "theirs", out
 
 
+async def live_events(w: World, who: str, method: str, route: str) -> None:
+    """The first snapshot of the stream: A's calls, conference and queue, or none of them."""
+    markers = [w.ids[k] for k in ("call_id", "queued_call_id", "conf_id", "queue_name")]
+    for asker, shown in (("a", True), (who, False)):
+        status, raw = await w.call(asker, method, route + "?max_events=1")
+        text = raw.decode() if isinstance(raw, bytes) else json.dumps(raw)
+        assert status == 200 and "event: live" in text, text
+        assert all((m in text) is shown for m in markers), (asker, markers, text)
+
+
+CASES.update({
+    ("GET", "/LiveEvents"): custom(live_events),
+})
+
+
 CASES.update({
     ("POST", "/CallerIDs/{caller_id}"): custom(create_caller_id),
     ("GET", "/CallerIDs"): hidden(A_CALLER_ID),
