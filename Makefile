@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := espeak-ng sip-tester baresip-core sox tshark chromium chromium-driver
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test check bench bench-quick clean apt
+.PHONY: install run test check bench bench-quick clean apt screenshots
 
 install: $(STAMP)
 
@@ -64,6 +64,10 @@ bench: install
 # Every benchmark in its smoke mode (small sizes, seconds): what tests/bench runs.
 bench-quick: install
 	@for b in bench/[!_]*.py; do echo "== $$b" >&2; $(PY) $$b --quick || exit 1; done
+
+# The dashboard's browser tests, keeping their screenshots in docs/ (shown in the README).
+screenshots: install
+	VOXSWITCH_SCREENSHOTS=$(CURDIR)/docs $(PY) -m pytest -q tests/integration/test_dashboard.py
 
 clean:
 	rm -rf $(VENV) voxswitch-data .pytest_cache build media/dsp/_dtmf_kernel.c media/_udpio.c media/dsp/*.so media/*.so
