@@ -7,7 +7,9 @@ Where a call goes (the spec's `no`):
 - a number (E.164 `+19495551212`, or digits) goes to the outbound proxy of the settings
   (`[outbound] proxy = "sip:host:port"`) as `sip:NUMBER@proxy`, with the settings'
   digest credentials when the proxy challenges; with no proxy configured there is no
-  route, and the dial fails at once with a message saying what to set.
+  route, and the dial fails at once with a message saying what to set;
+- a number of the PSTN simulator's range (`[simulator] numbers`, control.pstnsim) goes
+  to the simulator of the switch whose settings these are, before any proxy.
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ class Route:
 # A registered destination's route, None when `no` is not one (see route_for).
 Locator = Callable[[str], Route | None]
 
+# The PSTN simulators running in this process, by the id() of their switch's Settings
+# (control.pstnsim.PstnSimulator adds its own while it runs): keyed so because
+# route_for's callers pass the switch's settings, and two switches in one process (tests)
+# must each reach their own.
+SIMULATORS: dict[int, Locator] = {}
+
 
 @dataclass(frozen=True)
 class DialRequest:
@@ -89,6 +97,10 @@ def route_for(no: str, settings: Settings, locate: Locator | None = None) -> Rou
             raise DialError("no", f"{no!r} is not a SIP destination (user@host[:port])")
         return Route(f"sip:{text}", None, None)
     if _NUMBER.match(text):
+        simulator = SIMULATORS.get(id(settings))
+        simulated = simulator(text) if simulator is not None else None
+        if simulated is not None:
+            return simulated
         proxy = settings.outbound_proxy
         if proxy is None:
             raise NoRoute("no", f"no outbound route for the number {no!r}: set [outbound] "

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from control.numbers import DEFAULT_POOL, PoolError, parse_pool
+from control.numbers import DEFAULT_POOL, PoolError, parse_pool, parse_pool_entry
 from control.objectstore import ConfigError, S3Config
 
 
@@ -98,6 +98,11 @@ class Settings:
     # Whether GET /metrics asks for X-API-Key too (VOXSWITCH_METRICS_REQUIRE_KEY=1); by
     # default it is open on the HTTP listener, as Prometheus scrapers send no key.
     metrics_require_key: bool = False
+    # The PSTN simulator (`[simulator]`, control.pstnsim): virtual numbers that answer the
+    # switch's dials as a person, a voicemail, a fax, a busy line...; one number pool
+    # entry, apart from `numbers_pool`. `enabled = false` routes them like any number.
+    simulator_enabled: bool = True
+    simulator_numbers: str = "+1555010XXXX"
 
     @property
     def cache_dir(self) -> Path:
@@ -131,6 +136,8 @@ _CONVERTERS: dict[str, Any] = {
     "outbound_proxy": lambda v: check_proxy(str(v)) if v else None,
     "numbers_pool": lambda v: check_pool(v),
     "metrics_require_key": lambda v: parse_bool(v, "metrics_require_key"),
+    "simulator_enabled": lambda v: parse_bool(v, "simulator enabled"),
+    "simulator_numbers": lambda v: check_simulator_numbers(v),
 }
 
 
@@ -145,7 +152,8 @@ def parse_bool(value: Any, what: str) -> bool:
         return False
     raise SettingsError(f"{what}: expected true or false, got {value!r}")
 
-_TABLES = ("outbound", "recording_storage", "numbers")  # TOML tables: keys are TABLE_KEY
+# TOML tables: keys are TABLE_KEY
+_TABLES = ("outbound", "recording_storage", "numbers", "simulator")
 
 
 def check_proxy(text: str) -> str:
@@ -170,6 +178,35 @@ def check_pool(value: Any) -> tuple[str, ...]:
     except PoolError as exc:
         raise SettingsError(str(exc)) from None
     return cleaned
+
+
+def check_simulator_numbers(value: Any) -> str:
+    """The simulator's range: one pool entry, wide enough to hold its behaviour digits."""
+    if not isinstance(value, str):
+        raise SettingsError("simulator numbers: expected a string such as \"+1555010XXXX\"")
+    text = value.strip()
+    try:
+        block = parse_pool_entry(text)
+    except PoolError as exc:
+        raise SettingsError(f"simulator numbers: {str(exc).removeprefix('numbers pool: ')}"
+                            " (for example \"+1555010XXXX\")") from None
+    if block.digits < 8:
+        raise SettingsError(f"simulator numbers: {text!r}: its numbers need at least 8 "
+                            "digits (the last four choose what they do)")
+    return text
+
+
+def check_simulator(settings: Settings) -> None:
+    """The simulator's numbers must not be numbers the pool hands out."""
+    if not settings.simulator_enabled:
+        return
+    sim = parse_pool_entry(settings.simulator_numbers)
+    for entry, block in zip(settings.numbers_pool, parse_pool(settings.numbers_pool),
+                            strict=True):
+        if block.digits == sim.digits and block.first <= sim.last and sim.first <= block.last:
+            raise SettingsError(f"simulator numbers {settings.simulator_numbers!r} overlap "
+                                f"the numbers pool's {entry!r}: choose a range apart "
+                                "([simulator] numbers) or set [simulator] enabled = false")
 
 
 def _flatten(doc: dict[str, Any]) -> dict[str, Any]:
@@ -276,6 +313,7 @@ def load(config_file: Path | None, env: dict[str, str], cli: dict[str, Any]) -> 
     settings = _apply(settings, from_env, "environment")
     settings = _apply(settings, cli, "command line")
     check_registrar(settings)
+    check_simulator(settings)
     try:
         _ = settings.recording_storage
     except ConfigError as exc:

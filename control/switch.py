@@ -24,6 +24,7 @@ from control.inventory import InventoryService
 from control.messagestore import MessageStore
 from control.messaging import MessagingService
 from control.metrics import SwitchMetrics, add_route
+from control.pstnsim import PstnSimulator
 from control.queues import QueueService
 from control.recordings import RecordingService
 from control.recordingstore import RecordingStore
@@ -91,6 +92,9 @@ class Switch:
         self.http_port = 0
         self._callbacks: CallbackClient | None = None
         self.metrics = SwitchMetrics(self)  # GET /metrics: this switch's own registry
+        # virtual numbers that answer our dials (a person, voicemail, fax, busy...)
+        self.simulator = PstnSimulator(settings, self.engine, self.tts) \
+            if settings.simulator_enabled else None
 
     @property
     def callbacks(self) -> CallbackClient:
@@ -115,6 +119,8 @@ class Switch:
                                          observe=self.metrics.observe_callback)
         await self.engine.start()
         await self.stack.start()
+        if self.simulator is not None:
+            await self.simulator.start()
         self.softphones.attach(
             lambda: (self.stack.advertise, self.stack.udp_port, self.stack.tcp_port),
             self.stack.now)
@@ -131,6 +137,7 @@ class Switch:
                          inventory=self.inventory)
         ctx.softphones, ctx.messaging = self.softphones, self.messaging
         ctx.callerids = self.callerids
+        ctx.simulator = self.simulator
         app.add_subapp("/v1", build_api(ctx))
         demo.add_routes(app, lambda: self.http_url)
         dashboard.add_routes(app)  # GET /: the web dashboard (a client of /v1)
@@ -179,6 +186,8 @@ class Switch:
         await self.messaging.close()
         await self.callerids.close()
         await self.stack.stop()
+        if self.simulator is not None:
+            await self.simulator.stop()
         await self.recordings.close()
         await self.engine.stop()
         if self._runner is not None:

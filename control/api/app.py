@@ -32,6 +32,7 @@ from control.api import (
     queues,
     recordings,
     registrar,
+    simulator,
     subaccounts,
     trunks,
 )
@@ -58,6 +59,7 @@ RESOURCES: tuple[RouteTable, ...] = (
     phonenumbers.routes,
     trunks.routes,
     callerids.routes,
+    simulator.routes,
     events.routes,
     subaccounts.routes,
     openapi.routes,
@@ -67,7 +69,8 @@ RESOURCES: tuple[RouteTable, ...] = (
 UNPREFIXED: tuple[RouteTable, ...] = (subaccounts.routes, openapi.routes)
 # Application-wide (the registrar's SIP users, the recording bucket): below the prefix
 # they answer 404002 rather than let one sub-account change what every account uses.
-APPLICATION_LEVEL: tuple[RouteTable, ...] = (registrar.routes, integrations.routes)
+APPLICATION_LEVEL: tuple[RouteTable, ...] = (registrar.routes, integrations.routes,
+                                             simulator.routes)
 
 API_KEY_HEADER = "X-API-Key"
 

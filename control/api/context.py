@@ -18,8 +18,11 @@ if TYPE_CHECKING:
     from control.callerids import CallerIdService
     from control.inventory import InventoryService
     from control.messaging import MessagingService
+    from control.pstnsim import PstnSimulator
     from control.softphones import Softphones
     from control.switchboard import SwitchboardService
+    from control.taps import TapService
+    from control.timeline import TimelineStore
 
 
 @dataclass
@@ -46,6 +49,11 @@ class ApiContext:
     inventory: InventoryService | None = None
     # Caller IDs and their verification calls (CallerIDs); None: 404002
     callerids: CallerIdService | None = None
+    # call timelines and audio taps (LiveCalls/{id}/Timeline, /Audio); None: 404404
+    timelines: TimelineStore | None = None
+    taps: TapService | None = None
+    # the PSTN simulator's numbers (Simulator/Numbers); None: it is switched off
+    simulator: PstnSimulator | None = None
 
 
 CONTEXT = web.AppKey("voxswitch_api_context", ApiContext)
