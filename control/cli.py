@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--media-dir", metavar="DIR",
                        help="directory whose files PLAY may use by path or file:// URL")
     serve.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
+    serve.add_argument("--log-format", choices=("json", "text"),
+                       help="stderr lines: json (default, one object a line) or text "
+                            "(HH:MM:SS.mmm LEVEL event key=value ... call_id=...)")
     serve.add_argument("--outbound-proxy", metavar="SIP_URI",
                        help="where calls to numbers go, e.g. sip:127.0.0.1:5070 (SIP URIs "
                             "are dialled directly); credentials: [outbound] username, "
@@ -68,6 +71,7 @@ def settings_from_args(args: argparse.Namespace, env: dict[str, str]) -> Setting
         "default_callback": args.default_callback,
         "media_dir": args.media_dir,
         "log_level": args.log_level,
+        "log_format": args.log_format,
         "outbound_proxy": args.outbound_proxy,
     }
     config = args.config or (Path(env["VOXSWITCH_CONFIG"]) if env.get("VOXSWITCH_CONFIG")
@@ -118,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"voxswitch: {exc}", file=sys.stderr)
         return 2
-    logs.setup(settings.log_level)
+    logs.setup(settings.log_level, settings.log_format)
     runner: Callable[[Coroutine[Any, Any, int]], int] = asyncio.run
     try:
         import uvloop

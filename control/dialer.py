@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from control import logs
 from control.calls import Call, Direction, new_call_id
 from control.dialing import DialRequest, Route, route_for
 from control.outbound import OutboundSession
@@ -67,6 +68,7 @@ class Dialer:
         return session
 
     async def _run(self, session: OutboundSession) -> None:
+        logs.bind_call(session.call.id)  # this task is the call's: its lines carry its id
         try:
             await session.run()
         finally:

@@ -159,6 +159,9 @@ class OutboundSession(CallSession):
             return False
         self.leg = self.client
         self.call.sip_call_id = self.client.call_id
+        timelines = getattr(self.switch, "timelines", None)
+        if timelines is not None and self.timeline is not None:
+            timelines.link_sip(self.timeline, self.client.call_id)  # its INVITE too
         self.client.on_reoffer = self._on_reoffer
         self.client.on_event = self._on_sip_event
         return True

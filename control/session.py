@@ -35,6 +35,7 @@ from control.calls import Call, CallStatus, HangupEnd
 from control.detection import CallDetection
 from control.flowconfig import CallbackTarget, CallFlowConfig
 from control.recordings import RecordingRefused
+from control.timeline import Timeline
 from media.errors import AudioFetchError, MediaError, UnsupportedVoice
 from media.events import DigitReceived
 from signaling.dtmf_info import parse_dtmf_info
@@ -94,6 +95,18 @@ class CallSession(ABC):
             self.loop.ctx.detection = switch.detection
             self.loop.ctx.messaging = getattr(switch, "messaging", None)
         call.control = RestControl(self)
+        # its timeline (GET /LiveCalls/{id}/Timeline); None where the switch keeps none
+        self.timeline: Timeline | None = None
+        timelines = getattr(switch, "timelines", None)
+        if timelines is not None:
+            self.timeline = timelines.open(call.id, call.subaccount_id)
+            timelines.link_sip(self.timeline, call.sip_call_id)
+            inbound = call.direction.value == "inbound"
+            self.timeline.add(
+                "call", f"inbound call from {call.caller_no} to {call.api_no}" if inbound
+                else f"outbound call to {call.caller_no} from {call.api_no}",
+                phase="start", direction=call.direction.value, caller_no=call.caller_no,
+                api_no=call.api_no, parent_call_id=call.parent_call_id)
         # Called once the call has ended and its log is saved (owners: transfers, queues).
         self.on_finished: list[Callable[[CallSession], None]] = []
 
@@ -134,6 +147,9 @@ class CallSession(ABC):
             self.call.fail(503, f"no RTP port available: {exc}")
             return False
         self.channel.on_digit = self._on_digit
+        taps = getattr(self.switch, "taps", None)
+        if taps is not None:
+            taps.start(self)  # the audio both sides heard (control.taps)
         return True
 
     async def _run_flow(self) -> None:
@@ -198,6 +214,9 @@ class CallSession(ABC):
         except Exception:
             log.exception("call.recordings_stop_failed", extra={"call_id": self.call.id})
         self.switch.detection.forget(self.call)
+        taps = getattr(self.switch, "taps", None)
+        if taps is not None:
+            taps.stop(self.call)  # before the channel closes, so its last audio is in
         if self.channel is not None:
             self.channel.close()
         # Only reached without a final status when something above gave up early.
@@ -207,6 +226,15 @@ class CallSession(ABC):
         log.info("call.ended", extra={"call_id": self.call.id, "status": self.call.status.value,
                                       "duration_ms": self.call.duration_ms(),
                                       "error_code": self.call.error_code})
+        if self.timeline is not None:
+            who = {"caller": "the caller" if self.call.direction.value == "inbound"
+                   else "the far end", "api": "the switch"}.get(
+                       self.call.hangup_end.value if self.call.hangup_end else "", "nobody")
+            self.timeline.add(
+                "call", f"call ended {self.call.status.value}, hung up by {who}",
+                phase="end", status=self.call.status.value,
+                hangup_end=self.call.hangup_end.value if self.call.hangup_end else None,
+                duration_ms=self.call.duration_ms(), error_code=self.call.error_code)
         try:
             await self.switch.storage.save_call_log(self.call.log_record())
         except Exception:
@@ -215,6 +243,9 @@ class CallSession(ABC):
             await self._send_final_callback()
         except Exception:
             log.exception("call.end_call_failed", extra={"call_id": self.call.id})
+        timelines = getattr(self.switch, "timelines", None)
+        if timelines is not None:
+            timelines.finish(self.call.id)  # kept for [taps] keep_s from now
         self._finished.set()
         for hook in self.on_finished:
             try:
@@ -275,6 +306,9 @@ class CallSession(ABC):
     async def send_dtmf(self, digits: str, *, delay_ms: float, dash_ms: float) -> bool:
         if self.ended or self.channel is None or not digits:
             return not self.ended
+        if self.timeline is not None:
+            self.timeline.add("digit", f"sending digits {digits}", direction="sent",
+                              digits=digits)
         done = self.channel.send_dtmf(digits, gap_ms=int(delay_ms), dash_ms=int(dash_ms))
         return await self._until_done(done, False)
 
@@ -321,6 +355,9 @@ class CallSession(ABC):
     def _on_digit(self, event: DigitReceived) -> None:
         log.info("call.digit", extra={"call_id": self.call.id, "digit": event.digit,
                                       "source": event.source})
+        if self.timeline is not None:
+            self.timeline.add("digit", f"received digit {event.digit} ({event.source})",
+                              direction="received", digit=event.digit, source=event.source)
         self._digits.append(event.digit)
         self._digit_event.set()
 

@@ -65,6 +65,7 @@ class Settings:
     default_callback: str | None = None
     media_dir: Path | None = None
     log_level: str = "INFO"
+    log_format: str = "json"  # json (one object a line) or text (HH:MM:SS.mmm LEVEL ...)
     node_id: int = 7890
     app_id: str = field(default="voxswitch")
     sip_domain: str | None = None
@@ -103,6 +104,16 @@ class Settings:
     # entry, apart from `numbers_pool`. `enabled = false` routes them like any number.
     simulator_enabled: bool = True
     simulator_numbers: str = "+1555010XXXX"
+
+    # Call timelines and audio taps (`[taps]`, control.timeline, control.taps): finished
+    # calls' are kept keep_s seconds, at most max_calls of them (oldest dropped first);
+    # a call keeps at most max_events events; audio taps each call's audio, at most
+    # audio_max_s seconds of it.
+    taps_keep_s: float = 3600.0
+    taps_max_calls: int = 1000
+    taps_max_events: int = 5000
+    taps_audio: bool = True
+    taps_audio_max_s: float = 600.0
 
     @property
     def cache_dir(self) -> Path:
@@ -297,6 +308,37 @@ def check_registrar(settings: Settings) -> None:
             <= settings.registrar_max_expires):
         raise SettingsError("registrar: expected min_expires <= default_expires <= "
                             "max_expires")
+
+
+# ---- [taps], log format ----------------------------------------------------------------
+
+def _positive(value: Any, what: str, whole: bool = False) -> Any:
+    try:
+        number = int(value) if whole else float(value)
+    except (TypeError, ValueError):
+        number = 0
+    if isinstance(value, bool) or number <= 0 or (whole and str(value).strip() != str(number)):
+        kind = "a whole number" if whole else "a number"
+        raise SettingsError(f"{what}: expected {kind} above 0, got {value!r}")
+    return number
+
+
+def check_log_format(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in ("json", "text"):
+        raise SettingsError(f"log format: expected json or text, got {value!r}")
+    return text
+
+
+_TABLES: tuple[str, ...] = (*_TABLES, "taps")  # type: ignore[no-redef]
+_CONVERTERS.update({
+    "log_format": check_log_format,
+    "taps_keep_s": lambda v: _positive(v, "taps keep_s"),
+    "taps_max_calls": lambda v: _positive(v, "taps max_calls", whole=True),
+    "taps_max_events": lambda v: _positive(v, "taps max_events", whole=True),
+    "taps_audio": lambda v: parse_bool(v, "taps audio"),
+    "taps_audio_max_s": lambda v: _positive(v, "taps audio_max_s"),
+})
 
 
 def load(config_file: Path | None, env: dict[str, str], cli: dict[str, Any]) -> Settings:

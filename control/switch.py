@@ -10,10 +10,10 @@ from dataclasses import replace
 import aiohttp
 from aiohttp import web
 
-from control import dashboard, demo
+from control import dashboard, demo, logs
 from control.api import ApiContext, build_api
 from control.callerids import CallerIdService
-from control.callflow.client import CallbackClient
+from control.callflow.client import AttemptReport, CallbackClient
 from control.calls import Call, CallRegistry, Direction, new_call_id
 from control.conferences import ConferenceService
 from control.detection import DetectionService
@@ -34,6 +34,8 @@ from control.softphones import Softphones
 from control.storage import Storage
 from control.subaccountstore import config_key
 from control.switchboard import SwitchboardService
+from control.taps import TapService
+from control.timeline import LogBridge, TimelineStore
 from control.trunkcalls import TrunkCalls
 from media.audio import AudioLoader
 from media.engine import MediaEngine
@@ -92,6 +94,15 @@ class Switch:
         self.http_port = 0
         self._callbacks: CallbackClient | None = None
         self.metrics = SwitchMetrics(self)  # GET /metrics: this switch's own registry
+        # every call's events (GET /LiveCalls/{id}/Timeline) and audio (.../Audio)
+        self.timelines = TimelineStore(keep_s=settings.taps_keep_s,
+                                       max_calls=settings.taps_max_calls,
+                                       max_events=settings.taps_max_events)
+        self.taps = TapService(self.engine, settings.data_dir / "taps",
+                               enabled=settings.taps_audio, max_s=settings.taps_audio_max_s)
+        self.timelines.expired.append(self.taps.delete)
+        self.stack.on_wire = self.timelines.observe_sip
+        self._log_bridge = LogBridge(self.timelines)
         # virtual numbers that answer our dials (a person, voicemail, fax, busy...)
         self.simulator = PstnSimulator(settings, self.engine, self.tts) \
             if settings.simulator_enabled else None
@@ -116,7 +127,11 @@ class Switch:
         await self.recordings.recover()
         self._http = aiohttp.ClientSession()
         self._callbacks = CallbackClient(self._http, USER_AGENT,
-                                         observe=self.metrics.observe_callback)
+                                         observe=self.metrics.observe_callback,
+                                         trace=self._trace_callback)
+        self.taps.clear()  # the timelines they belonged to did not survive the restart
+        self.timelines.start_sweeping()
+        self._log_bridge.attach()
         await self.engine.start()
         await self.stack.start()
         if self.simulator is not None:
@@ -137,6 +152,7 @@ class Switch:
                          inventory=self.inventory)
         ctx.softphones, ctx.messaging = self.softphones, self.messaging
         ctx.callerids = self.callerids
+        ctx.timelines, ctx.taps = self.timelines, self.taps
         ctx.simulator = self.simulator
         app.add_subapp("/v1", build_api(ctx))
         demo.add_routes(app, lambda: self.http_url)
@@ -189,6 +205,9 @@ class Switch:
         if self.simulator is not None:
             await self.simulator.stop()
         await self.recordings.close()
+        await self.taps.close()
+        await self.timelines.close()
+        self._log_bridge.detach()
         await self.engine.stop()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -196,6 +215,23 @@ class Switch:
         if self._http is not None:
             await self._http.close()
         await self.storage.close()
+
+    def _trace_callback(self, report: AttemptReport) -> None:
+        """A callback attempt of a call, for its timeline."""
+        timeline = self.timelines.get(report.call_id)
+        if timeline is None:
+            return
+        answer = f"HTTP {report.status}" if report.status is not None else report.outcome
+        summary = f"{report.kind} {report.method} {report.url} -> {answer} in " \
+                  f"{report.latency_ms} ms"
+        if report.actions is not None:
+            summary += f": {', '.join(report.actions) or 'no actions'}"
+        if report.error:
+            summary += f" ({report.error})"
+        timeline.add("callback", summary, event=report.kind, method=report.method,
+                     url=report.url, status=report.status, outcome=report.outcome,
+                     latency_ms=report.latency_ms, actions=report.actions,
+                     error=report.error)
 
     # ---- inbound calls ---------------------------------------------------------------
 
@@ -230,6 +266,7 @@ class Switch:
             config=config.to_api(),
         )
         self.registry.add(call)
+        logs.bind_call(call.id)  # this task is the call's: its lines carry its id
         log.info("call.new", extra={"call_id": call.id, "caller_no": call.caller_no,
                                     "api_no": api_no, "sip_call_id": sip.call_id,
                                     "callback": config.callback.url})

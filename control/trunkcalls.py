@@ -34,6 +34,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from control import logs
 from control.callflow.loop import CallFlowLoop
 from control.calls import Call, CallStatus, Direction, new_call_id
 from control.dialing import DialError, DialRequest, Route
@@ -176,6 +177,7 @@ class TrunkCalls:
                     sip_domain=switch.settings.sip_domain or invite.ruri.host,
                     sip_forwarded_for=sip.remote_addr[0])
         switch.registry.add(call)
+        logs.bind_call(call.id)  # this task is the call's: its lines carry its id
         log.info("call.new", extra={"call_id": call.id, "caller_no": call.caller_no,
                                     "api_no": call.api_no, "sip_call_id": sip.call_id,
                                     "route": target.kind, "via_trunk":

@@ -77,6 +77,7 @@ MESSAGE_TIMEOUT_S = 32.0  # bound on waiting for a MESSAGE's final response (Tim
 Session = ServerSession | ClientSession
 # An inbound MESSAGE handler: the request and its source in, the response to send out.
 MessageHandler = Callable[[Request, Destination], Response]
+WireObserver = Callable[[str, Request | Response, Destination], None]
 
 
 class InvalidTarget(ValueError):
@@ -136,6 +137,9 @@ class SipStack:
         self.allow_header = ", ".join(
             [*ALLOW_HEADER.split(", "), *sorted(extra, key=("REGISTER", "MESSAGE").index)])
         self._requests: dict[TransactionKey, asyncio.Future[Response | str]] = {}
+        # Told of every message as it goes out ("out") or comes in parsed ("in"), with
+        # the peer: the application's call timelines. It must not raise or block.
+        self.on_wire: WireObserver | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -369,6 +373,7 @@ class SipStack:
                     self._tcp.send(data, destination.addr)
             elif self._udp is not None:
                 self._udp.send(data, destination.addr)
+            self._observe("out", message, destination)
             log.debug(
                 "sip sent %s",
                 _first_line(message),
@@ -412,6 +417,15 @@ class SipStack:
             log.exception("error in timer handling")
         self.pump()
 
+    def _observe(self, direction: str, message: Request | Response,
+                 peer: Destination) -> None:
+        if self.on_wire is None:
+            return
+        try:
+            self.on_wire(direction, message, peer)
+        except Exception:  # an observer's bug must not cost the call its signalling
+            log.exception("wire observer failed", extra={"call_id": message.call_id})
+
     def _connect_failed(self, destination: Destination, error: str) -> None:
         self.layer.transport_failed(destination, error)
         self.pump()
@@ -425,6 +439,7 @@ class SipStack:
         except Exception:
             log.exception("parser crashed", extra={"source": source.addr})
             return
+        self._observe("in", message, source)
         try:
             if isinstance(message, Request):
                 _stamp_via(message, source)

@@ -34,6 +34,7 @@ from control.api import (
     registrar,
     simulator,
     subaccounts,
+    timeline,
     trunks,
 )
 from control.api.context import CONTEXT, ApiContext
@@ -49,6 +50,7 @@ RESOURCES: tuple[RouteTable, ...] = (
     conferences.routes,  # before livecalls: /LiveCalls/Conferences is not a call id
     queues.routes,  # before livecalls: /LiveCalls/Queues is not a call id either
     livecalls.routes,
+    timeline.routes,  # /LiveCalls/{call_id}/Timeline and /Audio
     liveactions.routes,
     recordings.routes,
     dials.routes,

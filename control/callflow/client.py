@@ -38,6 +38,24 @@ T = TypeVar("T")
 
 Observer = Callable[[str, float], None]
 """Told of each HTTP attempt: its outcome (`OUTCOMES`) and seconds taken (`/metrics`)."""
+
+
+@dataclass(frozen=True)
+class AttemptReport:
+    """One HTTP attempt for a call, for its timeline (`CallbackClient` `trace`)."""
+
+    call_id: str
+    kind: str  # the callback's type (init_call, live_call, end_call) or WEBHOOK event
+    method: str
+    url: str
+    status: int | None
+    outcome: str  # one of OUTCOMES
+    latency_ms: int
+    error: str | None = None
+    actions: list[str] | None = None  # the types of the actions a 2xx returned
+
+
+Tracer = Callable[[AttemptReport], None]
 OUTCOMES = ("ok", "http_error", "timeout", "connection_error", "bad_response", "cancelled",
             "error")
 
@@ -99,10 +117,11 @@ class CallbackClient:
     """Sends callback requests for calls; one per switch, sharing an HTTP session."""
 
     def __init__(self, session: aiohttp.ClientSession, user_agent: str = "voxswitch",
-                 observe: Observer | None = None) -> None:
+                 observe: Observer | None = None, trace: Tracer | None = None) -> None:
         self._session = session
         self._user_agent = user_agent
         self._observe = observe
+        self._trace = trace
 
     async def fetch_actions(
         self,
@@ -204,6 +223,8 @@ class CallbackClient:
         timeout = aiohttp.ClientTimeout(total=tgt.timeout)
         got = Body(b"", complete=True)
         outcome = "error"  # an exception not caught below (a bug, say)
+        result: T | None = None
+        refused: str | None = None  # why a 2xx's body was not usable
         started = time.perf_counter()
         try:
             async with self._session.request(
@@ -223,8 +244,9 @@ class CallbackClient:
                 except CallbackEnded:
                     outcome = "ok"  # 204: the answer is to end the call
                     raise
-                except CallFlowError:
+                except CallFlowError as exc:
                     outcome = "bad_response"
+                    refused = str(exc)
                     # No await since the read, so nobody else can have taken it yet.
                     if conn is not None:
                         conn.close()
@@ -248,10 +270,30 @@ class CallbackClient:
         finally:
             if self._observe is not None:
                 self._observe(outcome, time.perf_counter() - started)
+            if self._trace is not None:
+                self._report(call_id, body, tgt, attempt, outcome, started, result, refused)
             log.info("callback.sent", extra={"call_id": call_id, "type": body.get("type"),
                                              "url": tgt.url, "status": attempt.status,
                                              "error": attempt.error, "bytes": len(got.raw)})
         return None
+
+
+    def _report(self, call_id: str, body: dict[str, Any], tgt: CallbackTarget,
+                attempt: Attempt, outcome: str, started: float, result: object,
+                refused: str | None) -> None:
+        assert self._trace is not None
+        actions = None
+        if isinstance(result, list):
+            actions = [str(a.get("type")) for a in result if isinstance(a, dict)]
+        report = AttemptReport(
+            call_id=call_id, kind=str(body.get("type") or body.get("event_name") or "webhook"),
+            method=tgt.method, url=tgt.url, status=attempt.status, outcome=outcome,
+            latency_ms=round((time.perf_counter() - started) * 1000),
+            error=attempt.error or refused, actions=actions)
+        try:
+            self._trace(report)
+        except Exception:  # the timeline's bug must not fail the call's callback
+            log.exception("callback.trace_failed", extra={"call_id": call_id})
 
 
 def _protocol_of(resp: aiohttp.ClientResponse) -> ResponseHandler | None:

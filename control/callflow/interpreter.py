@@ -147,4 +147,28 @@ class Interpreter:
             port.clear_digits()
         log.info("action.start", extra={"call_id": port.call.id, "action": action.type,
                                         "action_name": action.name})
-        return await action.spec.run(action, self.ctx)
+        # the call's timeline (control.timeline), on call sessions; not on test ports
+        timeline = getattr(port, "timeline", None)
+        if timeline is None or action.type == ASSIGN:
+            return await action.spec.run(action, self.ctx)
+        label = action.type + (f" {action.name!r}" if action.name else "")
+        timeline.add("action", f"{label} started", phase="start", action=action.type,
+                     name=action.name, index=action.index)
+        result = "error"
+        try:
+            outcome = await action.spec.run(action, self.ctx)
+            result = "call ended" if outcome is Outcome.END or port.ended else "done"
+            return outcome
+        except Goto as jump:
+            result = f"GOTO {jump.label}"
+            raise
+        except asyncio.CancelledError:
+            result = "stopped"  # replaced by REST, or the call ended under it
+            raise
+        except Exception as exc:
+            result = f"failed: {exc}"
+            raise
+        finally:
+            timeline.add("action", f"{label} ended: {result}", phase="end",
+                         action=action.type, name=action.name, index=action.index,
+                         result=result)
