@@ -6,6 +6,7 @@ caller hears tell what each number did."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,15 @@ def flow(actions: list[dict[str, Any]]) -> Any:
     return script
 
 
+def of_call(call_id: str) -> Callable[[CallbackRequest], bool]:
+    return lambda r: r.fields.get("call_id") == call_id
+
+
+def hook_of(call_id: str, event: str) -> Callable[[CallbackRequest], bool]:
+    return lambda r: (r.path == "/hooks" and r.fields.get("call_id") == call_id
+                      and r.fields.get("event_name") == event)
+
+
 async def test_refusing_numbers_and_a_hang_up_show_in_the_call_log(
     switch: SwitchFactory, callback_app: CallbackApp,
 ) -> None:
@@ -73,8 +83,8 @@ async def test_refusing_numbers_and_a_hang_up_show_in_the_call_log(
     assert log["status"] == "completed" and log["hangup_end"] == "caller", log
     assert 2.5 <= log["connected_time"] / 1000 <= 6.0, log  # its 3 s, not the flow's 30
     # no outbound proxy was needed, and the simulator's side left no call records
-    status, body = await get(sw, "/v1/History/Logs/Calls")
-    assert status == 200 and len(body["logs"]) == 5, body
+    code, body = await get(sw, "/v1/History/Logs/Calls")
+    assert code == 200 and len(body["logs"]) == 5, body
 
 
 async def test_no_answer_rings_until_the_timeout_and_slow_answer_rings_its_seconds(
@@ -111,9 +121,8 @@ async def test_detect_tells_the_person_the_voicemail_and_the_fax_apart(
     ids = {kind: await connect(sw, no) for kind, no in
            (("live_person", LIVE), ("voicemail", VOICEMAIL), ("fax", FAX))}
     for kind, call_id in ids.items():
-        done = await callback_app.wait_for(
-            type=None, timeout=45, predicate=lambda r, c=call_id: r.path == "/hooks"
-            and r.fields.get("call_id") == c and r.fields.get("event_name") == "detected")
+        done = await callback_app.wait_for(type=None, timeout=45,
+                                           predicate=hook_of(call_id, "detected"))
         assert done.fields["detection"] == kind, (kind, done.fields)
         assert (await ended_log(sw, call_id))["detection"] == kind
     events = {r.fields["call_id"]: r.fields["event_name"] for r in callback_app.requests
@@ -129,9 +138,8 @@ async def test_connect_with_preconnect_detection_tells_init_call(
     ids = {kind: await connect(sw, no, detection="preconnect") for kind, no in
            (("live_person", LIVE), ("voicemail", VOICEMAIL), ("fax", FAX))}
     for kind, call_id in ids.items():
-        init = await callback_app.wait_for(
-            type="init_call", timeout=30,
-            predicate=lambda r, c=call_id: r.fields.get("call_id") == c)
+        init = await callback_app.wait_for(type="init_call", timeout=30,
+                                           predicate=of_call(call_id))
         assert init.fields["detection"] == kind, (kind, init.fields)
 
 
@@ -219,3 +227,48 @@ async def test_a_malformed_range_stops_the_switch_at_startup(tmp_path: Path) -> 
         message = stderr.decode()
         assert message.startswith("voxswitch: ") and says in message, (text, message)
         assert "Traceback" not in message, message
+
+
+async def test_a_flows_dial_reaches_the_live_person_with_detection(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner,
+) -> None:
+    def script(req: CallbackRequest) -> Reply:
+        if req.type == "init_call" and req.fields["direction"] == "inbound":
+            return Reply.actions([
+                {"type": "DIAL", "params": {"no": LIVE, "caller_id_no": CALLER_ID,
+                                            "detection": "preconnect"}},
+                {"type": "PAUSE", "params": {"seconds": 2}}, HANGUP])
+        if req.type == "init_call":  # the dialled call's own flow
+            return Reply.actions([{"type": "PAUSE", "params": {"seconds": 1}}, HANGUP])
+        return Reply(json={})
+
+    callback_app.set_script(script)
+    sw = await switch(default_callback=callback_app.url)
+    result = await sipp_runner.run("uac_wait_bye.xml", sw.sip_udp, service="1000",
+                                   params={"BYE_TIMEOUT_MS": 20000}, timeout=30)
+    result.assert_ok()
+    child = await callback_app.wait_for(
+        type="init_call", timeout=20, predicate=lambda r: r.fields["direction"] == "outbound")
+    assert child.fields["detection"] == "live_person", child.fields
+    log = await ended_log(sw, child.fields["call_id"])
+    parent = callback_app.of_type("init_call")[0].fields["call_id"]
+    assert (log["status"], log["parent_call_id"], log["caller_no"]) == (
+        "completed", parent, LIVE), log
+
+
+async def test_voxswitch_dial_calls_a_simulator_number(
+    switch: SwitchFactory, callback_app: CallbackApp,
+) -> None:
+    callback_app.set_script(flow([{"type": "PAUSE", "params": {"seconds": 0.5}}, HANGUP]))
+    sw = await switch(default_callback=callback_app.url)
+    proc = await asyncio.create_subprocess_exec(
+        *voxswitch_argv(), "dial", VOICEMAIL, "--from", CALLER_ID, "--url", sw.http_url,
+        "--api-key", sw.api_key, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err
+    call_id = out.decode().strip().rpartition(": call ")[2]
+    init = await callback_app.wait_for(type="init_call", timeout=15,
+                                       predicate=of_call(call_id))
+    assert init.fields["caller_no"] == VOICEMAIL
+    assert (await ended_log(sw, call_id))["status"] == "completed"
