@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,10 +67,12 @@ def taps_config(tmp_path: Path, **taps: Any) -> list[str]:
 
 
 async def tapped_call(switch: SwitchFactory, callback_app: CallbackApp,
-                      sipp_runner: SippRunner, tmp_path: Path, **taps: Any) -> TappedCall:
+                      sipp_runner: SippRunner, tmp_path: Path,
+                      extra_args: Sequence[str] = (), **taps: Any) -> TappedCall:
+    """One call of the flow above on a new switch with these [taps] settings."""
     callback_app.set_script(flow)
     sw = await switch(default_callback=callback_app.url,
-                      extra_args=taps_config(tmp_path, **taps))
+                      extra_args=[*taps_config(tmp_path, **taps), *extra_args])
     tone = audio.sine(TONE_HZ, TONE_S, level=-10.0)
     # the scenario reads its three pcaps from one directory: the tone's and SIPp's own
     pcaps = tmp_path / "pcaps"
