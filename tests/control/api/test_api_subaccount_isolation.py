@@ -36,6 +36,9 @@ from control.recordings import RecordingService
 from control.settings import Settings
 from control.softphones import Softphones
 from control.storage import Storage
+from control.taps import TapService
+from control.timeline import TimelineStore
+from media.recorder import wav_header
 from tests.control.api.conftest import API_KEY, APP_ID, ERROR_FIELDS, MakeCall
 from tests.control.api.test_api_conferences import Control, Member
 
@@ -112,6 +115,7 @@ async def world(ctx: ApiContext, storage: Storage, make_call: MakeCall, tmp_path
     ctx.messaging = _messaging(storage, tmp_path)
     ctx.switchboard = switchboard  # type: ignore[assignment]
     ctx.callerids = CallerIdService(storage, None)
+    ctx.timelines, ctx.taps = TimelineStore(), TapService(None, tmp_path / "taps")
     root = web.Application()
     root.add_subapp("/v1", build_api(ctx))
     async with TestClient(TestServer(root, host="127.0.0.1")) as client:
@@ -126,6 +130,11 @@ async def world(ctx: ApiContext, storage: Storage, make_call: MakeCall, tmp_path
         joined = conferences.join((APP_ID, a), "conf-a", Member(in_conf), JoinOptions())
         joined.participant.conference.enter(joined.participant)
         queues.offer((APP_ID, a), "queue-a", Member(queued))  # type: ignore[arg-type]
+        # the conference call's timeline and audio tap (a WAV of one stereo frame)
+        ctx.timelines.open(in_conf.id, a).add("call", "a call of A")
+        tap = ctx.taps.path_of(in_conf.id)
+        tap.parent.mkdir(parents=True)
+        tap.write_bytes(wav_header(2, 4) + bytes(4))
         # what A has stored
         await storage.save_call_log({"call_id": "5@1", "start_time": datetime.now(UTC),
                                      "subaccount_id": a, "app_id": APP_ID})
@@ -334,6 +343,8 @@ CASES: dict[tuple[str, str], Callable[[str, str], Check]] = {
     # LiveCalls and their actions
     ("GET", "/LiveCalls"): hidden("call_id"),
     ("GET", "/LiveCalls/{call_id}"): gone(404404),
+    ("GET", "/LiveCalls/{call_id}/Timeline"): gone(404404),
+    ("GET", "/LiveCalls/{call_id}/Audio"): gone(404404),
     ("DELETE", "/LiveCalls/{call_id}"): gone(404404),
     ("POST", "/LiveCalls/{call_id}/Actions/HangUp"): gone(404404, {}),
     ("POST", "/LiveCalls/{call_id}/Actions/Collect"): gone(404404, {"max_digits": 1}),
