@@ -78,6 +78,8 @@ async def test_the_login_refuses_a_wrong_key_and_accepts_the_switchs_own(
     sw = await switch()
     async with chromium(tmp_path) as browser:
         page = await browser.new_page()
+        page_errors: list[str] = []
+        page.on("pageerror", lambda exc: page_errors.append(str(exc)))
         await page.goto(sw.http_url + "/")
         await page.fill("#login-key", "not-the-key")
         await page.click("#login-submit")
@@ -88,6 +90,12 @@ async def test_the_login_refuses_a_wrong_key_and_accepts_the_switchs_own(
         await page.click("#login-submit")
         await page.wait_for_selector("#stream-state.live", timeout=15_000)
         assert await page.is_hidden("#login")
+        # the configuration view lists the simulator's numbers, from its REST table
+        await page.click("#tabs button[data-tab=config]")
+        await page.locator("#simulator-table tbody tr").nth(9).wait_for(timeout=10_000)
+        rows = await page.locator("#simulator-table tbody tr").all_text_contents()
+        assert any("voicemail" in r and "+1555010" in r for r in rows), rows
+        assert page_errors == []
         # the address `make run` prints signs in by itself and drops the key from the bar
         page2 = await browser.new_page()
         await page2.goto(f"{sw.http_url}/#key={sw.api_key}")

@@ -507,6 +507,23 @@ async function loadConfig() {
   }
 }
 
+async function loadSimulator() {
+  try {
+    const sim = await api("GET", "/Simulator/Numbers");
+    $("#simulator-note").textContent = sim.enabled
+      ? `Numbers ${sim.numbers} answer inside the switch: ${sim.layout}. Dial them from ` +
+        "a flow (DIAL, TRANSFER), Dials/Connect or the Phone tab."
+      : "The simulator is off ([simulator] enabled = false).";
+    $("#simulator-table tbody").replaceChildren(...(sim.enabled ? sim.behaviours : []).map((b) =>
+      el("tr", {}, el("td", { text: b.example }), el("td", { text: b.behaviour }),
+        el("td", { class: "wrap", text: b.description }),
+        el("td", { class: "wrap", text: b.seconds && b.seconds !== "unused"
+          ? `${b.seconds} (00: ${b.default_seconds})` : "" }))));
+  } catch (err) {
+    $("#simulator-note").textContent = `Simulator: ${err.message}`;
+  }
+}
+
 // ---- wiring ----------------------------------------------------------------------------
 
 function showTab(name) {
@@ -516,7 +533,7 @@ function showTab(name) {
   for (const s of document.querySelectorAll(".tab")) s.hidden = s.id !== `tab-${name}`;
   if (name === "recordings") loadRecordings();
   if (name === "logs") loadLogs();
-  if (name === "config") loadConfig();
+  if (name === "config") { loadConfig(); loadSimulator(); }
 }
 
 function init() {
