@@ -146,6 +146,7 @@ class PhoneCall:
 
     async def wait_answered(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         """Wait for the answer; AssertionError if the call failed or nobody answered."""
+        __tracebackhide__ = True
         waiter = asyncio.ensure_future(self._answered.wait())
         ender = asyncio.ensure_future(self._ended.wait())
         try:
@@ -230,9 +231,11 @@ class PhoneCall:
 
     async def wait_hangup(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         """Wait for the far end to end the call."""
+        __tracebackhide__ = True
         try:
             await asyncio.wait_for(self._ended.wait(), timeout)
         except TimeoutError:
+            self._analyse()
             self.save_wav()
             raise AssertionError(
                 f"the far end did not hang up within {timeout:g} s: {self.describe()}\n"
@@ -246,6 +249,7 @@ class PhoneCall:
                          tolerance_hz: float | None = None) -> Segment:
         """Wait until a tone of `freq` Hz (± `tolerance_hz`, default 3 % or 10 Hz) has
         lasted `min_s`; the matched stretch (start, and where `min_s` was reached)."""
+        __tracebackhide__ = True
         tol = tolerance_hz if tolerance_hz is not None else max(10.0, 0.03 * freq)
 
         def check() -> Segment | None:
@@ -261,6 +265,7 @@ class PhoneCall:
                            timeout: float = DEFAULT_TIMEOUT_S) -> Segment:
         """Wait for an utterance of at least `min_s` (pauses between words stay inside one)
         to end, and check it lasted at most `max_s`; shorter ones are passed over."""
+        __tracebackhide__ = True
         if max_s is not None and max_s < min_s:
             raise ValueError(f"max_s ({max_s}) is less than min_s ({min_s})")
         too_long: list[Segment] = []
@@ -291,6 +296,7 @@ class PhoneCall:
     async def hears_silence(self, min_s: float = 0.5, *,
                             timeout: float = DEFAULT_TIMEOUT_S) -> Segment:
         """Wait until `min_s` of silence (below -45 dBFS) has been heard."""
+        __tracebackhide__ = True
 
         def check() -> Segment | None:
             run = self._listener.silence_run(min_s, self.cursor)
@@ -303,6 +309,7 @@ class PhoneCall:
     async def hears_digits(self, digits: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         """Wait until the keys heard (in-band, RFC 4733 or INFO, whichever the far end
         used) end with `digits`."""
+        __tracebackhide__ = True
 
         def check() -> bool | None:
             heard = self._all_keys()
@@ -335,6 +342,7 @@ class PhoneCall:
         return self.ended and self._listener.seconds >= len(self._rtp.heard) // FRAME * FRAME_S
 
     async def _until(self, check: Callable[[], T | None], timeout: float, what: str) -> T:
+        __tracebackhide__ = True  # pytest: the failure is the test's line, not ours
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         why = f"not heard within {timeout:g} s"
@@ -504,6 +512,7 @@ class Phone:
                    headers: tuple[tuple[str, str], ...] = ()) -> PhoneCall:
         """Call `number` at the switch (a full `sip:` URI goes where it says); with
         `wait_answer`, return once answered (AssertionError if it is not)."""
+        __tracebackhide__ = True
         if number.startswith("sip:"):
             target = number
         elif self.switch is None:
@@ -526,6 +535,7 @@ class Phone:
 
     async def incoming(self, timeout: float = DEFAULT_TIMEOUT_S) -> PhoneCall:
         """The next call to `uri` (answered already when `auto_answer`)."""
+        __tracebackhide__ = True
         try:
             call = await asyncio.wait_for(self._incoming.get(), timeout)
         except TimeoutError:
