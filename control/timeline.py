@@ -18,7 +18,10 @@ Where the events come from, each a small hook that changes no behaviour:
   name the call (`call_id`), so no service needs to know about timelines.
 
 Times: `at` is wall-clock UTC with milliseconds, `ms` milliseconds since the call started
-(its first SIP message, else its timeline's creation), from the monotonic clock.
+(its first SIP message, else its timeline's creation), from the monotonic clock. Several
+events may share a millisecond, so each also has `seq`, its number in the timeline: a
+poller that asks `since_ms` = its last `ms` - 1 and skips the `seq`s it has cannot miss
+one that came in the same millisecond as its last.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,6 +63,7 @@ class TimelineEvent:
     kind: str
     summary: str
     fields: dict[str, Any] = field(default_factory=dict)
+    seq: int = -1  # its number in its timeline, from 0 (set when added)
 
 
 def iso_ms(at: datetime) -> str:
@@ -75,6 +79,7 @@ class Timeline:
         self.subaccount_id = subaccount_id
         self.live = True
         self.dropped = 0
+        self._seq = 0
         self.ended_mono: float | None = None
         self._clock = clock
         self._t0 = clock()
@@ -96,7 +101,8 @@ class Timeline:
             # started then
             self._t0 = event.mono
             self._started = event.at
-        self._events.append(event)
+        self._events.append(replace(event, seq=self._seq))
+        self._seq += 1
 
     def ms_of(self, event: TimelineEvent) -> int:
         return max(0, round((event.mono - self._t0) * 1000))
@@ -109,7 +115,7 @@ class Timeline:
             if since_ms is not None and ms <= since_ms:
                 continue
             events.append({**event.fields, "at": iso_ms(event.at), "ms": ms,
-                           "kind": event.kind, "summary": event.summary})
+                           "kind": event.kind, "summary": event.summary, "seq": event.seq})
         return {"call_id": self.call_id, "live": self.live, "started": iso_ms(self.started),
                 "dropped": self.dropped, "events": events}
 

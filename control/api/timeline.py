@@ -35,6 +35,9 @@ TIMELINE_SCHEMA: Schema = {
                 "ms": {"type": "integer", "description": "since the call started"},
                 "kind": {"enum": list(EVENT_KINDS)},
                 "summary": {"type": "string"},
+                "seq": {"type": "integer",
+                        "description": "its number in the timeline, from 0: events may "
+                                       "share a millisecond"},
             },
             "additionalProperties": True,
         }},

@@ -52,6 +52,7 @@ def test_events_are_bounded_oldest_dropped_and_counted() -> None:
     assert view["dropped"] == 2
     assert [e["digit"] for e in view["events"]] == ["2", "3", "4"]
     assert [e["ms"] for e in view["events"]] == [30, 40, 50]
+    assert [e["seq"] for e in view["events"]] == [2, 3, 4]  # numbered counting the dropped
     assert view["live"] is True and view["call_id"] == "1@1"
 
 

@@ -107,7 +107,8 @@ async def test_timeline_of_a_call_lists_sip_callbacks_actions_and_digits(
     assert body["call_id"] == call.call_id and body["live"] is False
     assert body["started"].endswith("Z") and body["dropped"] == 0
     events = body["events"]
-    assert all({"at", "ms", "kind", "summary"} <= set(e) for e in events)
+    assert all({"at", "ms", "kind", "summary", "seq"} <= set(e) for e in events)
+    assert sorted(e["seq"] for e in events) == list(range(len(events)))
     assert [e["ms"] for e in events] == sorted(e["ms"] for e in events)
     assert all(isinstance(e["ms"], int) and e["ms"] >= 0 for e in events)
     assert all(len(e["at"]) == len("2026-01-01T00:00:00.000Z") for e in events)
@@ -202,3 +203,57 @@ async def test_since_ms_unknown_calls_bad_input_and_expiry(
             break
         await asyncio.sleep(0.5)
     assert status == 404 and body["code"] == 404404, body
+
+
+async def test_an_outbound_calls_timeline_while_live_and_polled_with_since_ms(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner,
+) -> None:
+    """Dials/Connect to a SIPp UAS: our INVITE (sent before the call's timeline links its
+    dialog) heads the timeline; it is served live, and since_ms polling gets the rest."""
+    def outbound_flow(request: CallbackRequest) -> Any:
+        if request.type == "init_call":
+            return [{"type": "PAUSE", "params": {"seconds": 2}}, {"type": "HANGUP"}]
+        return Reply(json={})
+
+    callback_app.set_script(outbound_flow)
+    sw = await switch(default_callback=callback_app.url)
+    async with sipp_runner.uas("uas_answer.xml", rtp_echo=False, calls=1) as uas:
+        body = {"call": {"no": uas.uri("bob"), "caller_id_no": "+17145550100"}}
+        async with rest(sw) as http, http.post("/v1/Dials/Connect", json=body) as resp:
+            assert resp.status == 201, await resp.text()
+            call_id = (await resp.json())["call"]["id"]
+        path = f"/v1/LiveCalls/{call_id}/Timeline"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while True:  # until the PAUSE runs: the call is answered and live
+            status, live = await get_json(sw, path)
+            assert status == 200, live
+            if any(e.get("action") == "PAUSE" for e in live["events"]) \
+                    or loop.time() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        assert live["live"] is True, live
+        seen = live["events"]
+        sip = [(e["direction"], e.get("method") or e.get("status")) for e in of_kind(seen, "sip")]
+        assert sip[0] == ("out", "INVITE") and ("in", 200) in sip and ("out", "ACK") in sip, sip
+        start = of_kind(seen, "call")[0]
+        assert start["direction"] == "outbound" and "outbound call to" in start["summary"]
+        # poll as the README says (the last ms - 1, skipping seqs already seen) until the
+        # call has ended: the events gathered are the whole timeline, each once
+        while loop.time() < deadline + 15:
+            since = seen[-1]["ms"] - 1
+            status, newer = await get_json(sw, f"{path}?since_ms={since}")
+            assert status == 200
+            assert all(e["ms"] > since for e in newer["events"])
+            known = {e["seq"] for e in seen}
+            seen += [e for e in newer["events"] if e["seq"] not in known]
+            if not newer["live"]:
+                break
+            await asyncio.sleep(0.2)
+        (await uas.finish()).assert_ok()
+    assert newer["live"] is False
+    status, whole = await get_json(sw, path)
+    assert sorted(e["seq"] for e in seen) == sorted(e["seq"] for e in whole["events"])
+    tail = [(e["kind"], e.get("method") or e.get("action") or e.get("phase")) for e in seen]
+    for expected in [("action", "HANGUP"), ("sip", "BYE"), ("call", "end")]:
+        assert expected in tail, (expected, tail)
