@@ -257,3 +257,41 @@ async def test_an_outbound_calls_timeline_while_live_and_polled_with_since_ms(
     tail = [(e["kind"], e.get("method") or e.get("action") or e.get("phase")) for e in seen]
     for expected in [("action", "HANGUP"), ("sip", "BYE"), ("call", "end")]:
         assert expected in tail, (expected, tail)
+
+
+async def test_detection_and_recording_show_in_the_timeline(
+    switch: SwitchFactory, callback_app: CallbackApp,
+) -> None:
+    """A call to the PSTN simulator's voicemail number (control.pstnsim) running RECORD
+    and DETECT: the detection decisions and the recording's start and save are events
+    of the call, from the services' own per-call log events."""
+    def detect_flow(request: CallbackRequest) -> Any:
+        if request.type == "init_call":
+            return [{"type": "RECORD", "name": "whole"}, {"type": "DETECT"},
+                    {"type": "HANGUP"}]
+        return Reply(json={})
+
+    callback_app.set_script(detect_flow)
+    sw = await switch(default_callback=callback_app.url)
+    body = {"call": {"no": "+15550102000", "caller_id_no": "+17145550100"}}
+    async with rest(sw) as http, http.post("/v1/Dials/Connect", json=body) as resp:
+        assert resp.status == 201, await resp.text()
+        call_id = (await resp.json())["call"]["id"]
+    end = await callback_app.wait_for(type="end_call", timeout=45,
+                                      predicate=lambda r: r.fields["call_id"] == call_id)
+    assert end.fields["detection"] == "voicemail", end.fields
+    status, timeline = await get_json(sw, f"/v1/LiveCalls/{call_id}/Timeline")
+    assert status == 200, timeline
+    events = timeline["events"]
+    detection = of_kind(events, "detection")
+    assert [e["log_event"] for e in detection][:1] == ["detection.started"], detection
+    decided = [e for e in detection if e["log_event"] == "detection.event"]
+    assert decided and decided[0]["event"] == "voicemail", detection
+    assert any(e["log_event"] == "detect.decided" and e["result"] == "voicemail"
+               for e in detection), detection
+    recording = [e["log_event"] for e in of_kind(events, "recording")]
+    assert recording == ["recording.started", "recording.saved"], recording
+    rid = end.fields["recordings"][0]["id"]
+    assert all(rid in e["summary"] for e in of_kind(events, "recording"))
+    kinds = [e["kind"] for e in events]
+    assert kinds.index("recording") < kinds.index("detection")
