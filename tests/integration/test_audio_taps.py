@@ -127,3 +127,17 @@ async def test_taps_off_answer_404_and_write_nothing(
     # the timeline is still there: taps only switch off the audio
     status, timeline = await get_json(call.sw, f"/v1/LiveCalls/{call.call_id}/Timeline")
     assert status == 200 and timeline["events"]
+
+
+async def test_a_tap_stops_at_audio_max_s(
+    switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner, tmp_path: Path,
+) -> None:
+    """The call lasts about 3.3 s; with audio_max_s = 1 its tap holds its first second
+    (the prompt's start), and the call itself is not cut."""
+    call = await tapped_call(switch, callback_app, sipp_runner, tmp_path, audio_max_s=1)
+    status, _, data = await get_wav(call.sw, call.call_id)
+    assert status == 200
+    _, pcm = decode(data)
+    assert len(pcm) / audio.RATE == pytest.approx(1.0, abs=0.1)
+    assert audio.rms_dbfs(pcm[:, 1]) > -40  # the prompt had begun
+    assert call.sw.logged('"tap.capped"')
