@@ -13,8 +13,12 @@ Theory of operation. `Listener` takes the received 8 kHz samples (`feed`) and la
   pair (ringback 440+480, a DTMF key);
 - *speech*: not tonal and voice-active by `media.vad.VoiceActivity` (band energy over a
   tracked noise floor, with onset and hangover, so the pauses between words stay inside
-  one utterance). A voiced vowel can look tonal for a frame or two, so a tonal run shorter
-  than `MIN_TONE_S` inside voice activity counts as speech.
+  one utterance; pauses up to `SPEECH_GAP_S` between utterances join them). A voiced
+  vowel can look tonal for a frame or two, so a tonal run shorter than `MIN_TONE_S`
+  inside voice activity counts as speech.
+
+Two tones closer than about 100 Hz (ringback's 440 + 480) are one peak in 40 ms: such a
+pair reads as its stronger tone.
 
 The same frames go through the switch's own in-band DTMF detector
 (`media.dsp.dtmf.DtmfDetector`), so `keys` are what the switch itself would have heard.
@@ -151,35 +155,44 @@ class Listener:
                 self.keys.append((i * FRAME_S, key))
 
     def kinds(self) -> list[str]:
-        """Each frame's kind: silence, tone, speech or sound, smoothed into utterances:
-        short tonal runs and loud blips next to speech are speech, and so are pauses
-        shorter than `SPEECH_GAP_S` between two stretches of it."""
-        raw = []
+        """Each frame's kind: silence, tone, speech or sound, smoothed into utterances.
+
+        A stretch of voice activity is speech from its first loud frame to its last (the
+        detector's hangover after it is silence), tonal runs shorter than `MIN_TONE_S`
+        and loud blips inside it included; pauses shorter than `SPEECH_GAP_S` between two
+        utterances join them.
+        """
+        codes = []
         for f in self.frames:
             if f.tonal:
-                raw.append("tone")
-            elif f.voice:
-                raw.append("speech")  # VAD's hangover keeps short pauses inside
+                codes.append("T")
             elif f.silent:
-                raw.append("silence")
+                codes.append("q" if f.voice else ".")
             else:
-                raw.append("sound")
-        runs = _runs(raw)
+                codes.append("V" if f.voice else "s")
         min_tone = round(MIN_TONE_S / FRAME_S)
-        for i, (kind, a, b) in enumerate(runs):
-            near_voice = any(self.frames[k].voice for k in range(max(a - 1, 0),
-                                                                 min(b + 1, len(raw))))
-            if near_voice and (kind == "sound" or (kind == "tone" and b - a < min_tone)):
-                runs[i] = ("speech", a, b)
-        runs = _merged(runs)
+        for kind, a, b in _runs(codes):
+            if kind == "T" and b - a < min_tone:
+                codes[a:b] = ["s"] * (b - a)
+        out = ["silence" if c in ".q" else "tone" if c == "T" else "sound" for c in codes]
+        i = 0
+        while i < len(codes):  # stretches of V, s and q holding some V are speech
+            if codes[i] not in "Vsq":
+                i += 1
+                continue
+            j = i
+            while j < len(codes) and codes[j] in "Vsq":
+                j += 1
+            if "V" in codes[i:j]:
+                loud = [k for k in range(i, j) if codes[k] != "q"]
+                out[loud[0]:loud[-1] + 1] = ["speech"] * (loud[-1] + 1 - loud[0])
+            i = j
+        runs = _runs(out)
         gap = round(SPEECH_GAP_S / FRAME_S)
-        for i in range(1, len(runs) - 1):
-            kind, a, b = runs[i]
-            if kind == "silence" and b - a < gap and runs[i - 1][0] == runs[i + 1][0] == "speech":
-                runs[i] = ("speech", a, b)
-        out: list[str] = []
-        for kind, a, b in _merged(runs):
-            out.extend([kind] * (b - a))
+        for n in range(1, len(runs) - 1):
+            kind, a, b = runs[n]
+            if kind == "silence" and b - a < gap and runs[n - 1][0] == runs[n + 1][0] == "speech":
+                out[a:b] = ["speech"] * (b - a)
         return out
 
     def segments(self, since: float = 0.0) -> list[Segment]:
@@ -260,11 +273,3 @@ def _runs(kinds: list[str]) -> list[tuple[str, int, int]]:
     return out
 
 
-def _merged(runs: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
-    out: list[tuple[str, int, int]] = []
-    for kind, a, b in runs:
-        if out and out[-1][0] == kind:
-            out[-1] = (kind, out[-1][1], b)
-        else:
-            out.append((kind, a, b))
-    return out

@@ -306,16 +306,21 @@ class PhoneCall:
         self.cursor = seg.end
         return seg
 
-    async def hears_digits(self, digits: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
-        """Wait until the keys heard (in-band, RFC 4733 or INFO, whichever the far end
-        used) end with `digits`."""
+    async def hears_digits(self, digits: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> float:
+        """Wait until the keys heard from the cursor on (in-band, RFC 4733 or INFO,
+        whichever the far end used) hold `digits` in a row; when the last of them came."""
         __tracebackhide__ = True
+        wanted = digits.upper()
 
-        def check() -> bool | None:
-            heard = self._all_keys()
-            return True if heard.endswith(digits.upper()) else None
+        def check() -> float | None:
+            keys = [(at, key) for at, key in self._keys() if at >= self.cursor]
+            text = "".join(key for _, key in keys)
+            found = text.find(wanted)
+            return None if found < 0 or not wanted else keys[found + len(wanted) - 1][0]
 
-        await self._until(check, timeout, f"the DTMF digits {digits!r}")
+        at = await self._until(check, timeout, f"the DTMF digits {digits!r}")
+        self.cursor = max(self.cursor, at)
+        return at
 
     # ---- internals --------------------------------------------------------------------------
 
@@ -324,9 +329,11 @@ class PhoneCall:
         # assertion is about: move the cursor up to what has been heard by now.
         self.cursor = max(self.cursor, self.heard_seconds)
 
+    def _keys(self) -> list[tuple[float, str]]:
+        return sorted([*self._listener.keys, *self._rtp.rfc4733_keys, *self.info_keys])
+
     def _all_keys(self) -> str:
-        keys = [*self._listener.keys, *self._rtp.rfc4733_keys, *self.info_keys]
-        return "".join(k for _, k in sorted(keys))
+        return "".join(k for _, k in self._keys())
 
     def _require_up(self, what: str) -> None:
         if self.status is not CallStatus.ANSWERED:
@@ -446,9 +453,7 @@ class PhoneCall:
             digit = parse_dtmf_info(request.content_type or "", request.body)
         except DtmfInfoError:
             return
-        started = self._rtp._started_at
-        at = asyncio.get_running_loop().time() - started if started is not None else 0.0
-        self.info_keys.append((at, digit.digit))
+        self.info_keys.append((self.heard_seconds, digit.digit))  # as far as heard by then
 
 
 class _Mismatch(Exception):

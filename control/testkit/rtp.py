@@ -48,15 +48,16 @@ class _Anchor:
 class RtpEndpoint(asyncio.DatagramProtocol):
     """One call's RTP: `open()`, then `start(remote, ...)` once the answer is known."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", *, reanchor_s: float = REANCHOR_S) -> None:
         self.host = host
+        self.reanchor_s = reanchor_s
         self.port = 0
         self.remote: tuple[str, int] | None = None
         self.payload_type = g711.PCMU
         self.event_pt: int | None = None
         self.ptime_ms = 20
         self.packets_in = self.packets_out = 0
-        self.rfc4733_keys: list[tuple[float, str]] = []  # (time heard, key)
+        self.rfc4733_keys: list[tuple[float, str]] = []  # (audio time, key)
         self._heard = np.zeros(RATE * 4, np.int16)
         self._heard_len = 0
         self._started_at: float | None = None  # loop time of the first packet in
@@ -241,7 +242,9 @@ class RtpEndpoint(asyncio.DatagramProtocol):
                 return
             for ev in self._receiver.feed(seq, ts, marker, ssrc, event, now):
                 if isinstance(ev, TelephoneEventStarted) and ev.event < len(DTMF_EVENTS):
-                    self.rfc4733_keys.append((now - self._started_at, DTMF_EVENTS[ev.event]))
+                    # timed like the audio, by the event's RTP timestamp
+                    at = self._index(ssrc, ev.timestamp, now) / RATE
+                    self.rfc4733_keys.append((at, DTMF_EVENTS[ev.event]))
             return
         if pt not in g711.DECODE_TABLES:
             return
@@ -257,7 +260,7 @@ class RtpEndpoint(asyncio.DatagramProtocol):
             if delta >= _TS_MOD // 2:
                 delta -= _TS_MOD
             index = anchor.index + delta
-            if abs(index - wall) <= REANCHOR_S * RATE:
+            if abs(index - wall) <= self.reanchor_s * RATE:
                 return index
         # The first packet of a source (or one that jumped): it belongs where it arrived,
         # but never over audio already heard from another source.
