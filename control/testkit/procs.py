@@ -175,9 +175,10 @@ async def start_process(name: str, argv: Sequence[str], logdir: Path, *,
 
 
 async def run_process(name: str, argv: Sequence[str], logdir: Path, timeout: float, *,
-                      cwd: Path | None = None) -> ManagedProcess:
+                      cwd: Path | None = None,
+                      env: Mapping[str, str] | None = None) -> ManagedProcess:
     """Run `argv` to completion; stopped (SIGTERM, then kill) if it outlives `timeout` s."""
-    mp = await start_process(name, argv, logdir, cwd=cwd)
+    mp = await start_process(name, argv, logdir, cwd=cwd, env=env)
     if await mp.wait(timeout) is None:
         await mp.stop(term_timeout=3.0)
     return mp

@@ -44,15 +44,12 @@ async def test_menu_plays_a_beep(voxswitch, voxswitch_callbacks, voxswitch_phone
 async def run_user_pytest(project: Path, *args: str) -> tuple[ManagedProcess, str]:
     """`python -m pytest ARGS` in `project`, as a user would run it there."""
     # The child is a user's pytest, not a worker of ours: none of our pytest settings.
-    env_drop = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_CURRENT_TEST")
-    saved = {k: os.environ.pop(k) for k in env_drop if k in os.environ}
-    try:
-        proc = await run_process(
-            "user-pytest", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                            "--basetemp", str(project / "tmp"), *args],
-            project / "logs", RUN_TIMEOUT_S, cwd=project)
-    finally:
-        os.environ.update(saved)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_CURRENT_TEST")}
+    proc = await run_process(
+        "user-pytest", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "--basetemp", str(project / "tmp"), *args],
+        project / "logs", RUN_TIMEOUT_S, cwd=project, env=env)
     output = proc.stdout.text + "\n" + proc.stderr.text
     return proc, output
 
