@@ -21,6 +21,8 @@ Choices:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import logging
 import re
 from dataclasses import dataclass
@@ -31,11 +33,19 @@ import numpy as np
 
 from control.calls import Call
 from control.recordings import RecordedCall
-from media.recorder import HEADER_SIZE, PART_SUFFIX, Recorder, Recording, wav_header
+from media.recorder import (
+    HEADER_SIZE,
+    PART_SUFFIX,
+    Recorder,
+    Recording,
+    RecordingResult,
+    wav_header,
+)
 
 log = logging.getLogger("voxswitch.taps")
 
 MAX_S = 600.0
+CLOSE_WAIT_S = 5.0  # at most this long for a just-stopped tap to be complete on disk
 SIDES = ("caller", "switch")  # left, right
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.@-]")
 
@@ -56,6 +66,8 @@ class TapService:
         self.max_s = max_s
         self.recorder = Recorder(engine)
         self._open: dict[str, _Tap] = {}
+        # stopped taps the writer thread may still be finishing: their `done`
+        self._closing: dict[str, concurrent.futures.Future[RecordingResult]] = {}
 
     def path_of(self, call_id: str) -> Path:
         return self.directory / f"{_UNSAFE.sub('_', call_id)}.wav"
@@ -88,9 +100,8 @@ class TapService:
         self._open[call.id] = _Tap(recording, cap)
 
     def _capped(self, call_id: str) -> None:
-        tap = self._open.pop(call_id, None)
-        if tap is not None:
-            tap.recording.stop()
+        if call_id in self._open:
+            self.stop_id(call_id)
             log.info("tap.capped", extra={"call_id": call_id, "max_s": self.max_s})
 
     def stop(self, call: Call) -> None:
@@ -108,19 +119,23 @@ class TapService:
         tap = self._open.pop(call_id, None)
         if tap is not None:
             tap.cap.cancel()
-            tap.recording.stop()
+            done = self._closing[call_id] = tap.recording.stop()
+            loop = asyncio.get_running_loop()
+            # `done` resolves on the writer thread: forget it on the loop's
+            done.add_done_callback(
+                lambda _: loop.call_soon_threadsafe(self._closing.pop, call_id, None))
 
     async def wav(self, call_id: str, side: str | None = None) -> bytes | None:
         """The tap as a WAV (stereo, or the mono `side`); None when the call has none."""
-        path = self.path_of(call_id)
-        tap = self._open.get(call_id)
-        if tap is None:
-            # a tap closed a moment ago may still be finishing on the writer thread
-            pending = [r for r in self.recorder.recordings if r.path == path]
-            for recording in pending:
-                await asyncio.wrap_future(recording.done)
+        closing = self._closing.get(call_id)
+        if closing is not None:
+            # stopped a moment ago: the writer thread is still writing its last audio (a
+            # stalled disk does not hold the request: it gets what is written)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(closing)),
+                                       CLOSE_WAIT_S)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, _read_wav, path, side)
+        return await loop.run_in_executor(None, _read_wav, self.path_of(call_id), side)
 
     async def close(self) -> None:
         for call_id in list(self._open):

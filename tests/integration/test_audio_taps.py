@@ -97,7 +97,10 @@ async def test_bad_side_unknown_call_and_expiry_delete_the_file(
     keep_s = 3
     call = await tapped_call(switch, callback_app, sipp_runner, tmp_path, keep_s=keep_s)
     taps_dir = call.sw.data_dir / "taps"
-    assert [p.suffix for p in taps_dir.iterdir()] == [".wav"]
+    # served once complete (the writer thread closes the file just after the call)
+    status, _, data = await get_wav(call.sw, call.call_id)
+    assert status == 200 and len(data) > 44
+    assert [p.name for p in taps_dir.iterdir()] == [f"{call.call_id}.wav"]  # no .part
 
     status, bad = await get_json(call.sw, f"/v1/LiveCalls/{call.call_id}/Audio?side=left")
     assert status == 400 and bad["code"] == 400001 and set(bad) >= ERROR_FIELDS, bad
