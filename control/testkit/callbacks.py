@@ -82,9 +82,16 @@ class CallbackServer:
     # ---- scripting --------------------------------------------------------------------------
 
     def script(self, actions: Actions, then: Actions | None = None) -> None:
-        """Answer the first callback (init_call) with `actions` and every later one that
-        asks for actions (live_call, webhooks) with `then` (default: HANGUP)."""
-        self.steps(actions, then if then is not None else HANGUP)
+        """Answer every call's init_call with `actions` and every later callback that asks
+        for actions (live_call, webhooks) with `then` (default: HANGUP)."""
+        first, later = list(actions), list(then) if then is not None else HANGUP
+
+        def handler(body: Body) -> Any:
+            if body.get("type") in REPORTS:
+                return {}
+            return first if body.get("type") == "init_call" else later
+
+        self._handler = handler
 
     def steps(self, *replies: Actions | Mapping[str, Any]) -> None:
         """Answer the callbacks that ask for actions with `replies` in order (an action

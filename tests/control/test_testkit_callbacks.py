@@ -28,15 +28,18 @@ async def post(srv: CallbackServer, body: dict[str, Any]) -> tuple[int, Any]:
         return resp.status, await resp.json()
 
 
-async def test_a_script_answers_init_then_later_callbacks(server: CallbackServer) -> None:
+async def test_a_script_answers_each_init_then_later_callbacks(server: CallbackServer) -> None:
     say = [{"type": "SAY", "params": {"text": "hi"}}]
     server.script(say)
     assert await post(server, {"type": "init_call", "call_id": "c1"}) == (200, {"actions": say})
     assert await post(server, {"type": "live_call"}) == (200, {"actions": [{"type": "HANGUP"}]})
     assert await post(server, {"type": "end_call", "key_presses": [
         {"name": "menu", "digits": "2", "history": ["2"]}]}) == (200, {})
-    assert [r["type"] for r in server.requests] == ["init_call", "live_call", "end_call"]
-    assert server.last("init_call")["call_id"] == "c1"
+    assert await post(server, {"type": "init_call"}) == (200, {"actions": say})  # next call
+    assert [r["type"] for r in server.requests] == ["init_call", "live_call", "end_call",
+                                                    "init_call"]
+    assert server.of_type("init_call")[0]["call_id"] == "c1"
+    assert server.last() == {"type": "init_call"}
     assert server.digits("menu") == "2" and server.digits("other") is None
 
 

@@ -54,6 +54,7 @@ async def run_user_pytest(project: Path, *args: str) -> tuple[ManagedProcess, st
     return proc, output
 
 
+@pytest.mark.timeout(RUN_TIMEOUT_S + 30)
 async def test_the_documented_example_passes(tmp_path: Path) -> None:
     project = tmp_path / "my-voice-app"
     (project / "tests").mkdir(parents=True)
@@ -66,6 +67,7 @@ async def test_the_documented_example_passes(tmp_path: Path) -> None:
     assert len(wavs) == 2, wavs
 
 
+@pytest.mark.timeout(RUN_TIMEOUT_S + 30)
 async def test_a_tone_never_played_fails_with_what_was_heard(tmp_path: Path) -> None:
     project = tmp_path / "my-voice-app"
     project.mkdir()
@@ -127,3 +129,16 @@ async def test_a_number_routed_to_the_callback_server(
     assert init["api_no"] == "+15557770000", init
     end = await voxswitch_callbacks.wait_for("end_call")
     assert end["status"] == "completed", end
+
+
+async def test_a_rejected_call_is_failed_with_its_status(
+        voxswitch: SwitchClient, voxswitch_callbacks: CallbackServer,
+        voxswitch_phone: Phone) -> None:
+    voxswitch_callbacks.script([{"type": "REJECT", "params": {"reason": "busy"}}])
+    with pytest.raises(AssertionError, match=r"the call was not answered: call call1 \(out\) "
+                                             r"failed; final response 486 Busy Here"):
+        await voxswitch_phone.dial("+15551230000")
+    call = await voxswitch_phone.dial("+15551230000", wait_answer=False)
+    await call.wait_hangup()
+    assert call.status is CallStatus.FAILED and not call.answered
+    assert (call.final_status, call.end_reason) == (486, "failed")
