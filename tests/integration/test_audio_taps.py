@@ -68,7 +68,8 @@ async def test_the_tap_holds_what_each_side_heard(
     assert segments, "no 1 kHz tone on the caller channel"
     start, end = segments[0][0], segments[-1][1]
     assert end - start == pytest.approx(TONE_S, abs=0.15), segments
-    assert LEAD_MS / 1000 - 0.1 < start < LEAD_MS / 1000 + 0.6, segments
+    # the tap starts with the channel, a callback before the answer: some slack after
+    assert LEAD_MS / 1000 - 0.1 < start < LEAD_MS / 1000 + 1.0, segments
     assert audio.dominant_frequency(caller[int(start * 8000):int(end * 8000)]) == \
         pytest.approx(TONE_HZ, abs=20)
     # the switch side: the prompt (speech) from the start, and none of the tone
@@ -94,7 +95,7 @@ async def test_the_tap_holds_what_each_side_heard(
 async def test_bad_side_unknown_call_and_expiry_delete_the_file(
     switch: SwitchFactory, callback_app: CallbackApp, sipp_runner: SippRunner, tmp_path: Path,
 ) -> None:
-    keep_s = 3
+    keep_s = 5  # the checks before expiry take a fraction of it
     call = await tapped_call(switch, callback_app, sipp_runner, tmp_path, keep_s=keep_s)
     taps_dir = call.sw.data_dir / "taps"
     # served once complete (the writer thread closes the file just after the call)
