@@ -23,6 +23,8 @@ from control.testkit.callbacks import CallbackServer
 from control.testkit.phone import CallStatus, Phone
 from control.testkit.procs import ManagedProcess, run_process
 from control.testkit.switchproc import SwitchClient
+from media.tones import tone
+from tests.support.audio import write_wav
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "docs" / "examples" / "test_my_call_flow.py"
@@ -87,7 +89,7 @@ async def test_a_tone_never_played_fails_with_what_was_heard(tmp_path: Path) -> 
 
 async def test_a_dial_to_the_phone_reaches_it_and_both_calls_hear_each_other(
         voxswitch: SwitchClient, voxswitch_callbacks: CallbackServer,
-        voxswitch_phone: Phone) -> None:
+        voxswitch_phone: Phone, tmp_path: Path) -> None:
     @voxswitch_callbacks.handler
     def flow(body: dict[str, Any]) -> Any:
         if body["type"] in ("end_call", "failed_call"):
@@ -106,7 +108,8 @@ async def test_a_dial_to_the_phone_reaches_it_and_both_calls_hear_each_other(
     assert callee.direction == "in" and callee.status is CallStatus.ANSWERED
     live = await voxswitch.api("GET", "/v1/LiveCalls")
     assert isinstance(live, dict) and live, live
-    await callee.send_tone(700, 1.0)  # one way ...
+    wav = write_wav(tmp_path / "tone.wav", tone(700, 1.0, rate=16000), rate=16000)
+    await callee.play(wav)  # one way, from a sound file ...
     await caller.hears_tone(700, min_s=0.6)
     await caller.send_tone(1100, 1.0)  # ... and the other
     await callee.hears_tone(1100, min_s=0.6)
