@@ -127,7 +127,15 @@ async def test_a_call_a_sub_accounts_trunk_carries_is_that_sub_accounts(
                                        params={"BYE_TIMEOUT_MS": 20000}, timeout=40)
         (await uas.finish()).assert_ok()
     result.assert_ok()
-    status, logs = await api(sw, "GET", a + f"/Trunks/{trunk['trunk_id']}/Logs/Calls")
+    # the log is written as the switch finishes the call, which may be just after SIPp
+    # saw the BYE: poll for it (bounded)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while True:
+        status, logs = await api(sw, "GET", a + f"/Trunks/{trunk['trunk_id']}/Logs/Calls")
+        if status != 200 or logs["logs"] or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.1)
     assert status == 200 and len(logs["logs"]) == 1, logs
     call_id = logs["logs"][0]["call_id"]
     log = await assert_only_a_sees(sw, a, b, f"/History/Logs/Calls/{call_id}")
