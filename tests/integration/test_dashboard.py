@@ -134,6 +134,13 @@ async def test_a_live_call_appears_shows_its_timeline_and_the_hang_up_button_end
         await page.screenshot(path=str(shot))
         save_screenshot(shot)
 
+        # record two seconds of it from the page's buttons
+        await page.click("#act-record-start")
+        await page.wait_for_selector("#flash:has-text('Start recording: done')")
+        await asyncio.sleep(2.0)
+        await page.click("#act-record-stop")
+        await page.wait_for_selector("#flash:has-text('Stop recording: done')")
+
         await page.click("#act-hangup")
         result = await asyncio.wait_for(peer.task, timeout=20)
         result.assert_ok()  # the scenario ends only on the switch's BYE
@@ -148,6 +155,34 @@ async def test_a_live_call_appears_shows_its_timeline_and_the_hang_up_button_end
         shot = tmp_path / "dashboard-logs.png"
         await page.screenshot(path=str(shot))
         save_screenshot(shot)
+
+        # the recording plays in the page: about the two seconds between the buttons
+        await page.click("#tabs button[data-tab=recordings]")
+        rec = page.locator(f'#recordings-table tr:has-text("{call_id}") button[data-action=play]')
+        await rec.wait_for(timeout=10_000)
+        await page.wait_for_function(
+            f"!document.querySelector('#recordings-table tr[data-recording]') || "
+            f"[...document.querySelectorAll('#recordings-table tr')].some(r => "
+            f"r.textContent.includes('{call_id}') && r.textContent.includes('completed'))",
+            timeout=10_000)
+        await rec.click()
+        length = await page.wait_for_function(
+            "(() => { const p = document.querySelector('#player');"
+            " return p.readyState >= 1 && isFinite(p.duration) ? p.duration : 0; })()",
+            timeout=10_000)
+        assert 1.0 < await length.json_value() < 4.0
+
+        # and so does what each side heard (the audio tap of the finished call)
+        await page.click("#tabs button[data-tab=calls]")
+        await page.click("#tap-load")
+        tap = await page.wait_for_function(
+            "(() => { const a = document.querySelector('#tap audio');"
+            " return a && a.readyState >= 1 && isFinite(a.duration) ? a.duration : 0; })()",
+            timeout=10_000)
+        heard_s = await tap.json_value()
+        # the whole call, answer to hang-up (and at least the two recorded seconds)
+        assert heard_s > 2.0 and abs(heard_s - log["connected_time"] / 1000) < 0.5, (
+            heard_s, log["connected_time"])
         assert page.errors == []  # type: ignore[attr-defined]
 
 
