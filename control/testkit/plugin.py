@@ -10,9 +10,14 @@ and pytest-asyncio gets these fixtures:
 - `voxswitch_phone`: a test phone that calls the switch and judges what it hears
   (`control.testkit.phone`).
 
-Options for the switch come from a marker:
+Options for the switch come from a marker, or for a whole module or project from a
+`voxswitch_options` fixture of your own (the marker wins):
 
     @pytest.mark.voxswitch(args=["--some-flag"], default_callback=False, api_key="k")
+
+    @pytest.fixture
+    def voxswitch_options():
+        return {"args": ["--some-flag"]}
 
 The fixture names all start with `voxswitch` so that they never shadow a project's own.
 Importing this module stays light (no numpy, PyAV or aiortc): the phone and the
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_asyncio
@@ -64,15 +69,24 @@ async def voxswitch_callbacks() -> AsyncIterator[CallbackServer]:
                     + "\n".join(server.errors), pytrace=False)
 
 
+@pytest.fixture
+def voxswitch_options() -> dict[str, Any]:
+    """How `voxswitch` starts the switch, for a whole module or project: override this
+    fixture (same keys as the marker, which wins over it for one test)."""
+    return {}
+
+
 @pytest_asyncio.fixture
 async def voxswitch(request: pytest.FixtureRequest, tmp_path: Path,
-                    voxswitch_callbacks: CallbackServer) -> AsyncIterator[SwitchClient]:
+                    voxswitch_callbacks: CallbackServer,
+                    voxswitch_options: dict[str, Any]) -> AsyncIterator[SwitchClient]:
     """A switch of its own for this test, stopped after it (and required to exit 0)."""
     marker = request.node.get_closest_marker(MARKER)
-    options = dict(marker.kwargs) if marker is not None else {}
+    options = {**voxswitch_options, **(marker.kwargs if marker is not None else {})}
     unknown = set(options) - _OPTIONS
     if unknown:
-        raise pytest.UsageError(f"@pytest.mark.voxswitch does not take {sorted(unknown)}; "
+        raise pytest.UsageError(f"@pytest.mark.voxswitch (or voxswitch_options) does not "
+                                f"take {sorted(unknown)}; "
                                 f"it takes {', '.join(sorted(_OPTIONS))}")
     args = [str(a) for a in options.pop("args", ())]
     callback = voxswitch_callbacks.url if options.pop("default_callback", True) else None

@@ -36,5 +36,5 @@ def test_an_unknown_marker_option_is_a_usage_error(tmp_path: Path) -> None:
                           "test_bad.py"], cwd=tmp_path, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode != 0, out.stdout
-    assert "@pytest.mark.voxswitch does not take ['argz']; it takes api_key, args, " \
-           "default_callback" in out.stdout, out.stdout
+    assert "@pytest.mark.voxswitch (or voxswitch_options) does not take ['argz']; it takes " \
+           "api_key, args, default_callback" in out.stdout, out.stdout

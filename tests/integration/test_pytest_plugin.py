@@ -118,7 +118,8 @@ async def test_a_dial_to_the_phone_reaches_it_and_both_calls_hear_each_other(
     assert caller.status is CallStatus.ENDED and callee.status is CallStatus.ENDED
 
 
-@pytest.mark.voxswitch(default_callback=False)
+@pytest.mark.voxswitch(default_callback=False, api_key="plugin-key",
+                       args=["--log-level", "debug"])
 async def test_a_number_routed_to_the_callback_server(
         voxswitch: SwitchClient, voxswitch_callbacks: CallbackServer,
         voxswitch_phone: Phone) -> None:
@@ -132,6 +133,12 @@ async def test_a_number_routed_to_the_callback_server(
     assert init["api_no"] == "+15557770000", init
     end = await voxswitch_callbacks.wait_for("end_call")
     assert end["status"] == "completed", end
+    # the marker's options reached the switch
+    assert voxswitch.api_key == "plugin-key"
+    assert voxswitch.running.logged('"level": "debug"'), voxswitch.logs()
+    with pytest.raises(AssertionError, match=r"GET /v1/CallFlows/Configurations/PhoneNumbers/"
+                                             r"%2B15550000000 answered 404 \(expected 200"):
+        await voxswitch.api("GET", "/v1/CallFlows/Configurations/PhoneNumbers/%2B15550000000")
 
 
 async def test_a_rejected_call_is_failed_with_its_status(
