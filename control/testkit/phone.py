@@ -57,6 +57,8 @@ log = logging.getLogger("voxswitch.testkit.phone")
 POLL_S = 0.05
 DEFAULT_TIMEOUT_S = 10.0
 DIGIT_MODES = ("rfc4733", "inband", "info")
+# SessionTerminated's reasons, as a failure message says them
+END_REASONS = {"remote bye": "hung up by the far end", "local bye": "hung up by the test"}
 T = TypeVar("T")
 Pcm = npt.NDArray[np.int16]
 AudioSource = Pcm | str | Path | bytes
@@ -137,7 +139,7 @@ class PhoneCall:
         if self.final_status is not None:
             parts.append(f"final response {self.final_status} {self.final_reason}")
         if self.end_reason:
-            parts.append(f"ended by {self.end_reason}")
+            parts.append(END_REASONS.get(self.end_reason, f"session end: {self.end_reason}"))
         parts.append(f"{self.heard_seconds:.2f} s of audio heard "
                      f"({self._rtp.packets_in} RTP packets in, {self._rtp.packets_out} out)")
         return "; ".join(parts)

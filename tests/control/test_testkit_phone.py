@@ -69,7 +69,7 @@ async def test_a_tone_never_played_fails_when_the_call_ends(tmp_path: Path) -> N
     assert message.startswith("expected a 1400 Hz tone (±42 Hz) of at least 0.3 s: "
                               "not heard before the call ended"), message
     assert "tone 440 Hz 0.50-1.30 s" in message, message
-    assert "ended by remote bye" in message and "1.50 s of audio heard" in message, message
+    assert "hung up by the far end" in message and "1.50 s of audio heard" in message, message
     found = re.search(r"recording of everything heard: (\S+)", message)
     assert found, message
     path = Path(found[1])
