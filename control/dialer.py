@@ -28,7 +28,9 @@ class Dialer:
     def route(self, no: str) -> Route:
         softphones = getattr(self._switch, "softphones", None)
         locate = softphones.locate if softphones is not None else None
-        return route_for(no, self._switch.settings, locate)
+        simulator = getattr(self._switch, "simulator", None)
+        simulate = simulator.locate if simulator is not None else None
+        return route_for(no, self._switch.settings, locate, simulate)
 
     def new_call(self, req: DialRequest) -> Call:
         s = self._switch.settings

@@ -9,7 +9,7 @@ Where a call goes (the spec's `no`):
   digest credentials when the proxy challenges; with no proxy configured there is no
   route, and the dial fails at once with a message saying what to set;
 - a number of the PSTN simulator's range (`[simulator] numbers`, control.pstnsim) goes
-  to the simulator of the switch whose settings these are, before any proxy.
+  to the running simulator (the `simulate` hook), before any proxy.
 """
 
 from __future__ import annotations
@@ -54,12 +54,6 @@ class Route:
 # A registered destination's route, None when `no` is not one (see route_for).
 Locator = Callable[[str], Route | None]
 
-# The PSTN simulators running in this process, by the id() of their switch's Settings
-# (control.pstnsim.PstnSimulator adds its own while it runs): keyed so because
-# route_for's callers pass the switch's settings, and two switches in one process (tests)
-# must each reach their own.
-SIMULATORS: dict[int, Locator] = {}
-
 
 @dataclass(frozen=True)
 class DialRequest:
@@ -77,7 +71,8 @@ class DialRequest:
     subaccount_id: int = 0
 
 
-def route_for(no: str, settings: Settings, locate: Locator | None = None) -> Route:
+def route_for(no: str, settings: Settings, locate: Locator | None = None,
+              simulate: Locator | None = None) -> Route:
     """Where a dial to `no` goes; DialError for a malformed one, NoRoute without a proxy.
 
     `locate` first: a registered softphone's user (`alice`, `sip:alice@<our domain>`)
@@ -97,8 +92,7 @@ def route_for(no: str, settings: Settings, locate: Locator | None = None) -> Rou
             raise DialError("no", f"{no!r} is not a SIP destination (user@host[:port])")
         return Route(f"sip:{text}", None, None)
     if _NUMBER.match(text):
-        simulator = SIMULATORS.get(id(settings))
-        simulated = simulator(text) if simulator is not None else None
+        simulated = simulate(text) if simulate is not None else None
         if simulated is not None:
             return simulated
         proxy = settings.outbound_proxy

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from control.dialing import SIMULATORS, Route
+from control.dialing import Route
 from control.numbers import PoolBlock, parse_pool_entry
 from media import tones
 from signaling import events as sev
@@ -183,7 +183,8 @@ class PstnSimulator:
     """The simulator's SIP UAS and its calls."""
 
     def __init__(self, settings: Settings, engine: MediaEngine, tts: TtsEngine) -> None:
-        self.settings = settings  # whose dials reach us (control.dialing.SIMULATORS)
+        self.settings = settings
+        self._running = False  # locate() answers only while the stack listens
         self.block = parse_numbers(settings.simulator_numbers)
         self.engine = engine
         self.tts = tts
@@ -199,15 +200,14 @@ class PstnSimulator:
 
     async def start(self) -> None:
         await self.stack.start()
-        SIMULATORS[id(self.settings)] = self.locate
+        self._running = True
         log.info("pstnsim.ready", extra={"numbers": self.settings.simulator_numbers,
                                          "sip_udp": self.stack.udp_port})
 
     async def stop(self) -> None:
         """Hang up live calls (the stack's BYE/480), then close the stack."""
         self._stopping = True
-        if SIMULATORS.get(id(self.settings)) == self.locate:
-            del SIMULATORS[id(self.settings)]
+        self._running = False
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -216,7 +216,7 @@ class PstnSimulator:
 
     def locate(self, no: str) -> Route | None:
         """The route to the simulator for one of its numbers; None for any other `no`."""
-        plan = plan_for(no, self.block)
+        plan = plan_for(no, self.block) if self._running else None
         if plan is None:
             return None
         host, port = self.address

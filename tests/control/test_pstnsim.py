@@ -1,10 +1,9 @@
 """The PSTN simulator's numbering (which digits choose what), its settings, and its route:
-route_for sends a simulator number to the running simulator of the same switch, before
+route_for sends a simulator number to the running simulator (its `simulate` hook), before
 any outbound proxy, and stops once it has stopped."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -130,29 +129,31 @@ def test_switched_off_it_may_overlap_the_pool(tmp_path: Path) -> None:
 # ---- the route ---------------------------------------------------------------------------
 
 
-async def test_route_for_reaches_the_running_simulator_of_the_same_settings(
+async def test_route_for_reaches_the_running_simulator_before_the_proxy(
         tmp_path: Path) -> None:
     settings = Settings(outbound_proxy="sip:127.0.0.1:5099")
     engine = MediaEngine(port_range=(0, 0))
     sim = PstnSimulator(settings, engine, TtsEngine(tmp_path / "tts"))
+    assert sim.locate("+15550102000") is None  # not started: no route to it
     await engine.start()
     await sim.start()
     try:
         host, port = sim.address
-        route = route_for("+15550102000", settings)
+        route = route_for("+15550102000", settings, simulate=sim.locate)
         assert route == Route(f"sip:+15550102000@{host}:{port}", None, None)
-        assert route_for("15550102000", settings).target == route.target
+        assert route_for("15550102000", settings, simulate=sim.locate).target == route.target
         # not a simulator number: the outbound proxy, as before
-        assert route_for("+19495551212", settings).proxy == "sip:127.0.0.1:5099"
-        # another switch's settings (equal, not the same object) do not reach it
-        other = replace(settings)
-        assert route_for("+15550102000", other).proxy == "sip:127.0.0.1:5099"
+        assert route_for("+19495551212", settings,
+                         simulate=sim.locate).proxy == "sip:127.0.0.1:5099"
+        # without the hook (a switch with the simulator off) the number is like any other
+        assert route_for("+15550102000", settings).proxy == "sip:127.0.0.1:5099"
         # a registered destination (the locate hook) still comes first
         mine = Route("sip:x@1.2.3.4", None, None)
-        assert route_for("+15550102000", settings, lambda no: mine) is mine
+        assert route_for("+15550102000", settings, lambda no: mine, sim.locate) is mine
     finally:
         await sim.stop()
         await engine.stop()
     with pytest.raises(NoRoute):
-        route_for("+15550102000", Settings())  # stopped, and no proxy: no route
-    assert route_for("+15550102000", settings).proxy == "sip:127.0.0.1:5099"
+        route_for("+15550102000", Settings(), simulate=sim.locate)  # stopped, no proxy
+    assert route_for("+15550102000", settings,
+                     simulate=sim.locate).proxy == "sip:127.0.0.1:5099"
