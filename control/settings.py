@@ -114,6 +114,9 @@ class Settings:
     taps_max_events: int = 5000
     taps_audio: bool = True
     taps_audio_max_s: float = 600.0
+    # The browser phone's gateway (`[webrtc]`, control.webrtc): at most max_sessions
+    # WebRTC calls at once (each is a peer connection, a SIP leg and two sockets).
+    webrtc_max_sessions: int = 20
 
     @property
     def cache_dir(self) -> Path:
@@ -339,6 +342,8 @@ _CONVERTERS.update({
     "taps_audio": lambda v: parse_bool(v, "taps audio"),
     "taps_audio_max_s": lambda v: _positive(v, "taps audio_max_s"),
 })
+_TABLES: tuple[str, ...] = (*_TABLES, "webrtc")  # type: ignore[no-redef]
+_CONVERTERS["webrtc_max_sessions"] = lambda v: _positive(v, "webrtc max_sessions", whole=True)
 
 
 def load(config_file: Path | None, env: dict[str, str], cli: dict[str, Any]) -> Settings:

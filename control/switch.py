@@ -37,6 +37,7 @@ from control.switchboard import SwitchboardService
 from control.taps import TapService
 from control.timeline import LogBridge, TimelineStore
 from control.trunkcalls import TrunkCalls
+from control.webrtc import WebRtcGateway
 from media.audio import AudioLoader
 from media.engine import MediaEngine
 from media.tts import TtsEngine
@@ -106,6 +107,11 @@ class Switch:
         # virtual numbers that answer our dials (a person, voicemail, fax, busy...)
         self.simulator = PstnSimulator(settings, self.engine, self.tts) \
             if settings.simulator_enabled else None
+        # the browser phone: each WebRTC call is a SIP call from the gateway to us
+        self.webrtc = WebRtcGateway(settings.sip_listen.host,
+                                    lambda: (self.stack.advertise, self.stack.udp_port),
+                                    self.registry, lambda: self.http_url,
+                                    max_sessions=settings.webrtc_max_sessions)
 
     @property
     def callbacks(self) -> CallbackClient:
@@ -140,6 +146,7 @@ class Switch:
             lambda: (self.stack.advertise, self.stack.udp_port, self.stack.tcp_port),
             self.stack.now)
         await self._start_http()
+        await self.webrtc.start()
         if self.settings.default_callback:
             await self._set_default_callback(self.settings.default_callback)
 
@@ -154,8 +161,10 @@ class Switch:
         ctx.callerids = self.callerids
         ctx.timelines, ctx.taps = self.timelines, self.taps
         ctx.simulator = self.simulator
+        ctx.webrtc = self.webrtc
         app.add_subapp("/v1", build_api(ctx))
         demo.add_routes(app, lambda: self.http_url)
+        self.webrtc.add_routes(app)  # the call flow of its conference and sip: URI legs
         dashboard.add_routes(app)  # GET /: the web dashboard (a client of /v1)
         add_route(app, self.metrics,
                   self.settings.api_key if self.settings.metrics_require_key else None)
@@ -188,6 +197,7 @@ class Switch:
     async def stop(self) -> None:
         """Refuse new calls, hang up live ones with BYE, flush, close everything."""
         self._stopping = True
+        await self.webrtc.stop()
         for session in list(self.sessions):
             try:
                 await session.shutdown()
@@ -252,6 +262,7 @@ class Switch:
         caller = invite.from_.uri
         subaccount_id = await self.inventory.subaccount_of(api_no)
         config = await self.config_for(api_no, subaccount_id)
+        config = self.webrtc.vouched_config(sip, config)  # its conference/URI legs' flow
         call = Call(
             subaccount_id=subaccount_id,
             id=new_call_id(self.settings.node_id),

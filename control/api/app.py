@@ -36,6 +36,7 @@ from control.api import (
     subaccounts,
     timeline,
     trunks,
+    webrtc,
 )
 from control.api.context import CONTEXT, ApiContext
 from control.api.errors import ApiError, new_ref_id
@@ -62,6 +63,7 @@ RESOURCES: tuple[RouteTable, ...] = (
     trunks.routes,
     callerids.routes,
     simulator.routes,
+    webrtc.routes,
     events.routes,
     subaccounts.routes,
     openapi.routes,
@@ -72,7 +74,7 @@ UNPREFIXED: tuple[RouteTable, ...] = (subaccounts.routes, openapi.routes)
 # Application-wide (the registrar's SIP users, the recording bucket): below the prefix
 # they answer 404002 rather than let one sub-account change what every account uses.
 APPLICATION_LEVEL: tuple[RouteTable, ...] = (registrar.routes, integrations.routes,
-                                             simulator.routes)
+                                             simulator.routes, webrtc.routes)
 
 API_KEY_HEADER = "X-API-Key"
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from control.switchboard import SwitchboardService
     from control.taps import TapService
     from control.timeline import TimelineStore
+    from control.webrtc import WebRtcGateway
 
 
 @dataclass
@@ -54,6 +55,8 @@ class ApiContext:
     taps: TapService | None = None
     # the PSTN simulator's numbers (Simulator/Numbers); None: it is switched off
     simulator: PstnSimulator | None = None
+    # the browser phone's gateway (WebRTC/Calls); None: 404002
+    webrtc: WebRtcGateway | None = None
 
 
 CONTEXT = web.AppKey("voxswitch_api_context", ApiContext)

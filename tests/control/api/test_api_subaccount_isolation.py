@@ -166,7 +166,8 @@ async def world(ctx: ApiContext, storage: Storage, make_call: MakeCall, tmp_path
                  "id": "rec-a", "format": "ulw", "message_id": "SMO:a",
                  "phone_number": quote(A_NUMBER), "trunk_id": trunk["trunk_id"],
                  "user": "alice", "assigned_to": "Elsewhere",
-                 "caller_id": quote(A_CALLER_ID)}
+                 "caller_id": quote(A_CALLER_ID),
+                 "webrtc_id": "0" * 32}  # the WebRTC gateway's routes: application-level
         yield w
 
 
