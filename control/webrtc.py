@@ -57,6 +57,7 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
+from aiortc.exceptions import OperationError
 from aiortc.mediastreams import MediaStreamError
 
 from control.calls import CallRegistry
@@ -554,21 +555,25 @@ class WebRtcGateway:
             if pc.connectionState in ("failed", "closed"):
                 await self._end(session, f"browser connection {pc.connectionState}")
 
+        # The audio transceiver and its codec preferences come before the offer: aiortc
+        # negotiates an m-line's codecs in setRemoteDescription (preferences set after it
+        # never reach the answer). Only the gateway's own codecs, the wanted one first.
+        transceiver = pc.addTransceiver(session.track, direction="sendrecv")
+        caps = [c for c in RTCRtpSender.getCapabilities("audio").codecs
+                if c.mimeType in CODECS.values()]
+        wanted = CODECS[req.codec] if req.codec else None
+        transceiver.setCodecPreferences(
+            sorted(caps, key=lambda c: 0 if c.mimeType == wanted else 1))
         try:
             await pc.setRemoteDescription(RTCSessionDescription(req.offer_sdp, "offer"))
+        except OperationError:
+            raise WebRtcError("validation", "the offer has no codec in common with the "
+                              "gateway: offer opus, PCMU or PCMA", "sdp") from None
         except (ValueError, TypeError) as exc:
             raise WebRtcError("validation", f"the offer SDP could not be used: {exc}",
                               "sdp") from None
-        audio = [t for t in pc.getTransceivers() if t.kind == "audio"]
-        if not audio:
+        if transceiver.mid is None:
             raise WebRtcError("validation", "the offer has no audio m-line", "sdp")
-        transceiver = audio[0]
-        caps = RTCRtpSender.getCapabilities("audio").codecs
-        wanted = CODECS[req.codec] if req.codec else None
-        ordered = sorted(caps, key=lambda c: 0 if c.mimeType == wanted else 1)
-        transceiver.setCodecPreferences(ordered)
-        transceiver.sender.replaceTrack(session.track)
-        transceiver.direction = "sendrecv"
         try:
             await pc.setLocalDescription(await pc.createAnswer())
         except (ValueError, TypeError) as exc:
