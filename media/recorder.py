@@ -15,6 +15,10 @@ that a crash or `kill -9` loses at most that much (plus the batches still queued
 or two). While a recording is open a marker `<file>.part` (JSON, written with the file)
 sits beside it; `recover(directory)` finds the markers left by a crash, fixes each
 header from the file's size and removes the marker. A clean stop does the same.
+A recorder made with `durable=False` (scratch audio nobody recovers: the call taps)
+writes no marker and never fsyncs: it still flushes and rewrites the header on the same
+schedule, so a reader sees the audio so far, but it costs the disk no sync per file, which
+at hundreds of calls a second would stall everyone else's commits (the SQLite store's).
 
 Pause writes nothing: a paused recording is shorter by the time it was paused, and the
 audio on either side of the pause is joined. If the writer falls `max_queued` ticks behind
@@ -142,9 +146,10 @@ class Recorder:
     """Records channels of one engine (anything with `add_output_hook`)."""
 
     def __init__(self, engine: Any, *, sync_interval: float = 0.5,
-                 max_queued: int = 250) -> None:
+                 max_queued: int = 250, durable: bool = True) -> None:
         self.stats = RecorderStats()
         self.sync_interval = sync_interval
+        self.durable = durable
         self._engine = engine
         self._max_queued = max_queued
         self._active: dict[Recording, None] = {}  # recording, not paused (ordered set)
@@ -177,6 +182,13 @@ class Recorder:
             self._engine.add_output_hook(self._on_tick)
             self._hooked = True
         return rec
+
+    def delete(self, path: Path) -> None:
+        """Remove `path` (and its marker) on the writer thread, after whatever it still
+        has to write there: unlinking on the event loop can wait on the file system's
+        journal for as long as another thread's fsync takes."""
+        self._ensure_thread()
+        self._queue.put(("delete", Path(path)))
 
     def close(self, timeout: float | None = 5.0) -> None:
         """Stop every recording and the writer thread (blocking; for shutdown)."""
@@ -260,8 +272,9 @@ class _Writer:
         self.files[rec] = f
         try:
             rec.path.parent.mkdir(parents=True, exist_ok=True)
-            marker = {"channels": rec.channels, "rate": RATE, "meta": f.meta}
-            _part(rec.path).write_text(json.dumps(marker))
+            if self.recorder.durable:
+                marker = {"channels": rec.channels, "rate": RATE, "meta": f.meta}
+                _part(rec.path).write_text(json.dumps(marker))
             f.fh = open(rec.path, "wb")  # noqa: SIM115 - held open across commands
             f.fh.write(wav_header(rec.channels, 0))
             f.synced_at = time.monotonic()
@@ -290,6 +303,13 @@ class _Writer:
         if f is not None:
             self._finish(f)
 
+    def _do_delete(self, path: Path) -> None:
+        try:
+            path.unlink(missing_ok=True)
+            _part(path).unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("recording %s: could not delete it: %s", path, exc)
+
     def _sync_due(self) -> None:
         now = time.monotonic()
         limit = self.recorder.sync_interval
@@ -306,7 +326,8 @@ class _Writer:
         try:
             fh.flush()
             os.pwrite(fh.fileno(), wav_header(f.rec.channels, f.samples * 2 * f.rec.channels), 0)
-            os.fsync(fh.fileno())
+            if self.recorder.durable:
+                os.fsync(fh.fileno())
         except OSError as exc:
             self._failed(f, exc)
             return
@@ -321,7 +342,8 @@ class _Writer:
         if f.fh is not None:
             try:
                 f.fh.close()
-                _part(rec.path).unlink(missing_ok=True)
+                if self.recorder.durable:
+                    _part(rec.path).unlink(missing_ok=True)
             except OSError as exc:
                 self._failed(f, exc)
         result = RecordingResult(rec.path, rec.channels, f.samples, f.error)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import threading
 import time
 import wave
 from collections.abc import Iterator
@@ -224,6 +226,62 @@ async def test_a_crash_loses_at_most_the_last_second(
     assert spans(left, CALLER_HZ)[0][0] == HEARD
     assert recover(crashed) == []  # nothing left open
     rec.stop().result(timeout=5)
+
+
+async def test_a_scratch_recorder_never_syncs_yet_a_reader_sees_the_audio_so_far(
+    engine: MediaEngine, peer: UdpPeer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    syncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (syncs.append(fd), real_fsync(fd))[1])
+    scratch = Recorder(engine, durable=False, sync_interval=0.2)
+    try:
+        ch, caller = await call(engine, peer)
+        path = tmp_path / "tap.wav"
+        rec = scratch.start(ch, path)
+        ticks = run(engine, caller, sine(CALLER_HZ, 2.0), 0)
+        deadline = time.monotonic() + 5
+        while scratch._ticks_written < ticks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)  # past sync_interval: flushed and the header rewritten
+        assert not path.with_name("tap.wav.part").exists()  # nothing to recover
+        with wave.open(str(path), "rb") as live:  # the header counts what is written
+            assert live.getnframes() == 2 * 8000
+        result = rec.stop().result(timeout=5)
+        assert result.samples == 2 * 8000 and result.error is None
+        left, _ = read_stereo(path)
+        assert spans(left, CALLER_HZ) == [(HEARD, 2.0)]
+    finally:
+        scratch.close()
+    assert syncs == []
+    peer.drain()
+
+
+async def test_delete_right_after_stop_leaves_no_file_and_runs_off_the_loop(
+    engine: MediaEngine, peer: UdpPeer, recorder: Recorder, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ch, caller = await call(engine, peer)
+    path = tmp_path / "d" / "gone.wav"
+    rec = recorder.start(ch, path)
+    run(engine, caller, sine(CALLER_HZ, 0.5), 0)
+    unlinked_on: list[str] = []
+    real_unlink = Path.unlink
+
+    def unlink(self: Path, missing_ok: bool = False) -> None:
+        unlinked_on.append(threading.current_thread().name)
+        real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    done = rec.stop()
+    recorder.delete(path)  # queued behind the close: the writer may not have opened it
+    assert done.result(timeout=5).samples == 4000
+    deadline = time.monotonic() + 5
+    while (path.exists() or not unlinked_on) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not path.exists() and not path.with_name("gone.wav.part").exists()
+    assert unlinked_on and set(unlinked_on) == {"media-recorder"}
+    peer.drain()
 
 
 def test_recover_cuts_a_torn_frame_and_skips_a_missing_file(tmp_path: Path) -> None:
