@@ -80,9 +80,11 @@ class Binding:
     expires: int = 0  # the interval granted by the last REGISTER
 
     def remaining(self, now: float) -> int:
-        """Whole seconds left (rounded up), never negative."""
-        left = self.expires_at - now
-        return max(0, int(left) + (0 if left == int(left) else 1))
+        """Whole seconds left (rounded up), never negative. A microsecond's slack first:
+        `(now + 120) - now` can come out a hair above 120 in floating point, and the 200
+        to a REGISTER must echo the 120 it granted, not 121."""
+        left = self.expires_at - now - 1e-6
+        return max(0, int(left) + (0 if left == int(left) or left < 0 else 1))
 
 
 def contact_key(uri: URI) -> tuple[str, str, str, int, str]:

@@ -57,6 +57,22 @@ def test_register_binds_and_lists_contacts(registrar: Registrar) -> None:
     assert binding.uri.port == 5080 and binding.source == SOURCE
 
 
+def test_the_200_echoes_the_granted_interval_whatever_the_clock_reads() -> None:
+    # loop.time() values where (now + 120) - now lands a hair above (or below) 120
+    clocks = [t for t in (i * 0.7310587 + 0.123 for i in range(1, 20000))
+              if (t + 120) - t != 120][:50]
+    assert any((t + 120) - t > 120 for t in clocks)  # the case that once said 121
+    for now in clocks:
+        fresh = Registrar(CONFIG)
+        response = fresh.register(register(["<sip:alice@127.0.0.1:5080>"], expires="120"),
+                                  "alice", now, SOURCE)
+        assert contacts_of(response) == {"sip:alice@127.0.0.1:5080": 120}, now
+    [binding] = fresh.lookup("alice", clocks[-1])
+    assert binding.remaining(clocks[-1] + 119.5) == 1
+    assert binding.remaining(clocks[-1] + 120) == 0
+    assert binding.remaining(clocks[-1] + 500) == 0
+
+
 def test_expires_header_and_param_and_cap(registrar: Registrar) -> None:
     response = registrar.register(register(
         ["<sip:alice@127.0.0.1:5080>;expires=120", "<sip:alice@127.0.0.1:5081>",
