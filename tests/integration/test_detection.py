@@ -24,7 +24,12 @@ CALLER_ID = "+17145550100"
 MESSAGE_HZ = 1209.0  # what the switch leaves on the machine: a tone, to find it exactly
 LIVE_HZ = 852.0  # what it plays to a person
 BEEP_HZ = 1000.0
-GREETING = ("Hello, you have reached the office of Doctor Alvarez. Nobody can take your "
+# No "Hello," opener: a phrase and a pause near the answer is what the detector takes for
+# a person first (media.dsp.amd, by design), and whether that comma pause is long enough
+# depends on when the far end starts streaming: with "Hello," first, the first decision
+# flipped to live_person once SIPp started 100 ms later than usual (a loaded machine).
+# This greeting is voicemail at once for any start from 50 ms to 1 s after the answer.
+GREETING = ("You have reached the office of Doctor Alvarez. Nobody can take your "
             "call at the moment. Please leave your name and number after the tone.")
 HANGUP = {"type": "HANGUP"}
 
