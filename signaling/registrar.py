@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from dataclasses import dataclass, field
 
 from signaling.errors import SipParseError
@@ -83,8 +84,7 @@ class Binding:
         """Whole seconds left (rounded up), never negative. A microsecond's slack first:
         `(now + 120) - now` can come out a hair above 120 in floating point, and the 200
         to a REGISTER must echo the 120 it granted, not 121."""
-        left = self.expires_at - now - 1e-6
-        return max(0, int(left) + (0 if left == int(left) or left < 0 else 1))
+        return max(0, math.ceil(self.expires_at - now - 1e-6))
 
 
 def contact_key(uri: URI) -> tuple[str, str, str, int, str]:

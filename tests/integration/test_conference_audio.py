@@ -257,6 +257,14 @@ def call_ids(app: CallbackApp) -> dict[str, str]:
     return {str(r.fields["api_no"]): str(r.fields["call_id"]) for r in app.of_type("init_call")}
 
 
+async def hang_up(sw: RunningSwitch, ids: Iterable[str]) -> None:
+    """End these live calls over REST (LiveCalls HangUp)."""
+    async with rest(sw) as http:
+        for cid in ids:
+            async with http.post(f"/v1/LiveCalls/{cid}/Actions/HangUp", json={}):
+                pass
+
+
 async def settle_window(sleep_from: float) -> tuple[float, float]:
     """Wait out one window that starts MARGIN_AFTER_S after `sleep_from`."""
     t0 = sleep_from + MARGIN_AFTER_S

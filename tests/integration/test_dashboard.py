@@ -22,6 +22,7 @@ import pytest
 
 from tests.integration.test_conference_audio import (
     call_ids,
+    hang_up,
     heard,
     received_by_port,
     start_sipp,
@@ -220,9 +221,7 @@ async def test_the_mute_button_silences_a_participant_for_the_others(
             parts = (await resp.json())["conferences"][0]["participants"]
         assert {p["call"]["id"]: p["muted"] for p in parts}[a_id] is True, parts
         await asyncio.sleep(MUTE_SETTLE_S + WINDOW_S + 0.3)
-        async with rest(sw) as http:
-            for cid in ids.values():
-                await http.post(f"/v1/LiveCalls/{cid}/Actions/HangUp", json={})
+        await hang_up(sw, ids.values())
         for peer in peers.values():
             (await asyncio.wait_for(peer.task, timeout=30)).assert_ok()
         pcap = await cap.stop()
@@ -292,9 +291,7 @@ async def test_the_pages_webrtc_phone_is_heard_by_a_sipp_participant_and_hears_i
         await page.wait_for_function(
             "document.querySelector('#phone-state').textContent === 'idle'")
         await until_count(sw, 1)
-        async with rest(sw) as http:
-            for cid in call_ids(callback_app).values():
-                await http.post(f"/v1/LiveCalls/{cid}/Actions/HangUp", json={})
+        await hang_up(sw, call_ids(callback_app).values())
         (await asyncio.wait_for(peer.task, timeout=30)).assert_ok()
         pcap = await cap.stop()
     got = received_by_port(pcap, [port])[port]

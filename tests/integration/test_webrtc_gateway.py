@@ -30,10 +30,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
-import io
 import re
 import time
-import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,11 +53,13 @@ from aiortc.mediastreams import MediaStreamError
 
 from tests.integration.test_conference_audio import (
     call_ids,
+    hang_up,
     heard,
     received_by_port,
     start_sipp,
     until_count,
     until_view,
+    wav_bytes,
 )
 from tests.support import audio
 from tests.support.callback_app import CallbackApp, CallbackRequest, Reply
@@ -325,13 +325,7 @@ async def assert_gone(sw: RunningSwitch, webrtc_id: str) -> None:
 
 
 def tone_wav(hz: float, seconds: float = 1.0) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(audio.RATE)
-        w.writeframes(audio.sine(hz, seconds, MIC_DBFS).astype("<i2").tobytes())
-    return buf.getvalue()
+    return wav_bytes(audio.sine(hz, seconds, MIC_DBFS))
 
 
 def conference_flow(req: CallbackRequest) -> Any:
@@ -390,9 +384,7 @@ async def test_the_browser_in_a_conference_hears_and_is_heard_and_delete_ends_it
         assert await webrtc_calls(sw) == []
         await until_count(sw, 1)  # the SIPp caller is still in the room
 
-        async with rest(sw) as http:
-            for cid in call_ids(callback_app).values():
-                await http.post(f"/v1/LiveCalls/{cid}/Actions/HangUp", json={})
+        await hang_up(sw, call_ids(callback_app).values())
         (await asyncio.wait_for(peer.task, timeout=30)).assert_ok()
         pcap = await cap.stop()
 
