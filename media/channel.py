@@ -168,7 +168,10 @@ class Channel:
         self._rtcp_remote: Addr | None = None  # where its SDP said to send RTCP
         self._rtcp_mux = False
         self._reports = 0
+        # packets_out at the last report and the one before: RFC 3550 §6.4 sends an SR
+        # if RTP went out since either (a BYE just after a periodic report is still one)
         self._packets_at_report = 0
+        self._packets_at_previous_report = 0
         self._cname = f"voxswitch-{ssrc:08x}@{local_host}"
         self._closed = False
         # DTMF. In-band detection is on by default even with telephone-event: phones
@@ -670,7 +673,8 @@ class Channel:
         return (self._dest[0], self._remote[1] + 1)  # RFC 3550 §11: RTP port + 1
 
     def _send_report(self, bye: bool = False) -> None:
-        """Send SR (RTP sent since the last report) or RR, SDES CNAME, and BYE if `bye`."""
+        """Send SR (RTP sent since the report before last) or RR, SDES CNAME, and BYE if
+        `bye`."""
         dest = self._rtcp_destination()
         # From the RTCP socket, or the RTP one with rtcp-mux or when RTCP has no port.
         rtcp = self._rtcp_transport
@@ -685,7 +689,7 @@ class Channel:
         stats = self._stats
         now = time.monotonic()
         sender = None
-        if stats.packets_out > self._packets_at_report:
+        if stats.packets_out > self._packets_at_previous_report:
             seconds, fraction = ntp_time(time.time())
             sender = SenderInfo(
                 ntp_seconds=seconds,
@@ -694,6 +698,7 @@ class Channel:
                 packets=stats.packets_out,
                 octets=stats.packets_out * self._frame_bytes,
             )
+        self._packets_at_previous_report = self._packets_at_report
         self._packets_at_report = stats.packets_out
         blocks = [self._rx_stats.report_block(now)] if self._rx_stats is not None else []
         report = build_report(stats.ssrc, self._cname, sender=sender, blocks=blocks, bye=bye)

@@ -324,6 +324,9 @@ async def test_rtcp_reports_both_streams_and_ends_with_bye(
         assert ssrc == 0x5151 and word & 0xFFFFFF == 5
         assert ext_max == 65530 + 59  # media() numbers from 65530: no wrap counted yet
         assert any(p.packet_type == RTCP_SDES for p in first)
+        # RFC 3550 §6.4: still an SR, as RTP went out since the report before last
+        second = await rtcp_received(rtcp)
+        assert second[0].packet_type == RTCP_SR
         # The peer's SR: our next block carries its LSR, and reports now go where it sent.
         other = UdpPeer()
         sr = struct.pack("!BBHIIIIII", 0x80, RTCP_SR, 6, 0x5151, 0xE1234567, 0x89ABCDEF, 0,
@@ -332,7 +335,7 @@ async def test_rtcp_reports_both_streams_and_ends_with_bye(
         await until(lambda: ch.stats.rtcp_packets == 1)
         later = await rtcp_received(other)
         rr = next(p for p in later if p.packet_type in (RTCP_SR, RTCP_RR))
-        assert rr.packet_type == RTCP_RR  # nothing sent since the last report
+        assert rr.packet_type == RTCP_RR  # nothing sent for two reports
         assert struct.unpack_from("!I", rr.body, 20)[0] == 0x456789AB  # LSR
         ch.close()
         bye = await rtcp_received(other)
