@@ -41,6 +41,21 @@ async def api(sw: RunningSwitch, method: str, path: str,
         return None if resp.status == 204 else await resp.json()
 
 
+async def trunk_logs(sw: RunningSwitch, trunk_id: str, count: int,
+                     timeout: float = 10.0) -> list[dict[str, Any]]:
+    """The trunk's call logs once there are `count` (or what there is at `timeout`): a
+    call's log is written as the switch finishes it, which may be just after SIPp saw
+    the BYE."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        logs: list[dict[str, Any]] = (await api(sw, "GET", f"/v1/Trunks/{trunk_id}/Logs/Calls"))[
+            "logs"]
+        if len(logs) >= count or loop.time() > deadline:
+            return logs
+        await asyncio.sleep(0.1)
+
+
 async def inbound_trunk(sw: RunningSwitch, destination: str, **fields: Any) -> str:
     body = {"direction": "inbound", "inbound": {"destination": destination}, **fields}
     if "failover" in fields:
@@ -93,7 +108,7 @@ async def test_a_call_to_a_trunk_number_reaches_the_destination_both_ways(
     assert audio.tone_duration(b_heard, B_HZ) == 0.0, "the trunk heard itself"
     assert f"INVITE sip:{NUMBER}@127.0.0.1:{uas.port}" in b.messages
     assert not callback_app.requests  # no call flow: CallFlows settings play no part
-    logs = (await api(sw, "GET", f"/v1/Trunks/{trunk_id}/Logs/Calls"))["logs"]
+    logs = await trunk_logs(sw, trunk_id, 1)
     assert [(log["direction"], log["status"], log["api_no"]) for log in logs] == [
         ("inbound", "completed", NUMBER)]
     assert len(logs[0]["recordings"]) == 1  # recording pre_connect
@@ -227,7 +242,7 @@ async def test_an_outbound_trunk_call_goes_out_through_the_proxy_up_to_its_limit
     second.assert_ok()
     assert f"INVITE sip:+17145550100@127.0.0.1:{carrier.port}" in out.messages
     assert not callback_app.requests
-    logs = (await api(sw, "GET", f"/v1/Trunks/{trunk_id}/Logs/Calls"))["logs"]
+    logs = await trunk_logs(sw, trunk_id, 2)
     assert [log["status"] for log in logs] == ["completed", "failed"]
 
 
@@ -290,7 +305,7 @@ async def test_a_trunk_without_a_domain_takes_its_addresses_but_leaves_our_numbe
     init = await callback_app.wait_for(type="init_call")
     assert init.fields["api_no"] == "1000"
     assert len(callback_app.of_type("init_call")) == 1  # the other call went out
-    logs = (await api(sw, "GET", f"/v1/Trunks/{trunk['trunk_id']}/Logs/Calls"))["logs"]
+    logs = await trunk_logs(sw, trunk["trunk_id"], 2)
     assert sorted(log["api_no"] for log in logs) == ["+17145550100", "1000"]
 
 
